@@ -1,0 +1,207 @@
+"""The polling loop: read the registry, resolve, diff, notify. Owns retries and backoff.
+
+Polling is the source of truth. A failed poll keeps the last known good state (the
+service keeps serving what it loaded) and backs off exponentially with jitter.
+``refresh_now()`` cuts the current wait short, for webhooks and tests.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from registry_watcher.backoff import backoff_delay
+from registry_watcher.snapshot import (
+    RegistryModel,
+    RegistryVersion,
+    VersionKey,
+    resolve_state,
+    version_key,
+    versions_to_fetch,
+)
+from registry_watcher.state import DesiredState, StateDiff, diff_states
+from registry_watcher.targets import Target
+
+log = logging.getLogger("stageserve.watcher")
+
+Subscriber = Callable[[DesiredState, StateDiff], None]
+
+
+class Reader(Protocol):
+    def search(self, names: list[str]) -> list[RegistryModel]: ...
+    def get_version(self, model: str, version: int) -> RegistryVersion | None: ...
+
+
+@dataclass
+class WatcherStatus:
+    """The watcher's health, as /admin/models and metrics show it."""
+
+    registry_uri: str | None
+    poll_interval_s: float
+    polls: int = 0
+    consecutive_failures: int = 0
+    last_success_at: float | None = None
+    last_attempt_at: float | None = None
+    last_error: str | None = None
+    last_poll_duration_s: float | None = None
+    next_poll_in_s: float | None = None
+    reachable: bool | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "registry_uri": self.registry_uri,
+            "poll_interval_s": self.poll_interval_s,
+            "polls": self.polls,
+            "reachable": self.reachable,
+            "consecutive_failures": self.consecutive_failures,
+            "last_success_at": self.last_success_at,
+            "last_attempt_at": self.last_attempt_at,
+            "last_poll_duration_s": self.last_poll_duration_s,
+            "last_error": self.last_error,
+        }
+
+
+@dataclass
+class PollResult:
+    ok: bool
+    duration_s: float
+    diff: StateDiff = field(default_factory=StateDiff)
+    error: str | None = None
+
+
+class RegistryWatcher:
+    """Polls the registry for the served models and tells subscribers what changed."""
+
+    def __init__(
+        self,
+        reader: Reader,
+        targets: Mapping[str, tuple[Target, ...]],
+        poll_interval_s: float = 2.0,
+        max_backoff_s: float = 60.0,
+        registry_uri: str | None = None,
+        on_poll: Callable[[PollResult], None] | None = None,
+    ) -> None:
+        self._reader = reader
+        self._targets = dict(targets)
+        self._poll_interval_s = poll_interval_s
+        self._max_backoff_s = max(max_backoff_s, poll_interval_s)
+        self._subscribers: list[Subscriber] = []
+        self._on_poll = on_poll
+        self._state = DesiredState()
+        self._has_state = False
+        self._known_versions: dict[VersionKey, RegistryVersion | None] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.status = WatcherStatus(registry_uri=registry_uri, poll_interval_s=poll_interval_s)
+
+    @property
+    def state(self) -> DesiredState:
+        """Last known good desired state (empty until the first successful poll)."""
+        return self._state
+
+    @property
+    def has_state(self) -> bool:
+        return self._has_state
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        self._subscribers.append(subscriber)
+
+    def poll_once(self) -> PollResult:
+        """One registry read, resolution, diff and notification. Never raises."""
+        started = time.monotonic()
+        self.status.last_attempt_at = time.time()
+        try:
+            snapshot = self._reader.search(list(self._targets))
+            for model, version in versions_to_fetch(snapshot, self._targets, self._known_versions):
+                details = self._reader.get_version(model.name, version)
+                if details is not None:  # only positive answers are cached: versions appear
+                    self._known_versions[version_key(model, version)] = details
+            new_state = resolve_state(self._targets, snapshot, self._known_versions, self._state)
+        except Exception as exc:  # any registry failure: keep last known good
+            duration = time.monotonic() - started
+            self.status.consecutive_failures += 1
+            self.status.last_error = f"{type(exc).__name__}: {exc}"[:500]
+            self.status.reachable = False
+            self.status.polls += 1
+            self.status.last_poll_duration_s = duration
+            log.warning(
+                "registry poll failed (%d in a row): %s",
+                self.status.consecutive_failures,
+                self.status.last_error,
+            )
+            result = PollResult(ok=False, duration_s=duration, error=self.status.last_error)
+            self._report(result)
+            return result
+
+        with self._lock:
+            diff = diff_states(self._state, new_state)
+            first = not self._has_state
+            self._state = new_state
+            self._has_state = True
+        duration = time.monotonic() - started
+        self.status.polls += 1
+        self.status.consecutive_failures = 0
+        self.status.last_error = None
+        self.status.reachable = True
+        self.status.last_success_at = time.time()
+        self.status.last_poll_duration_s = duration
+        if diff or first:
+            for change in diff.target_changes:
+                log.info(
+                    "registry: %s %s -> %s",
+                    change.model,
+                    change.target.text,
+                    change.new.version if change.new else "nothing",
+                )
+            for subscriber in self._subscribers:
+                try:
+                    subscriber(new_state, diff)
+                except Exception:
+                    log.exception("watcher subscriber failed")
+        result = PollResult(ok=True, duration_s=duration, diff=diff)
+        self._report(result)
+        return result
+
+    def _report(self, result: PollResult) -> None:
+        if self._on_poll is not None:
+            try:
+                self._on_poll(result)
+            except Exception:
+                log.exception("poll observer failed")
+
+    def next_delay(self) -> float:
+        failures = self.status.consecutive_failures
+        if failures == 0:
+            return self._poll_interval_s
+        return backoff_delay(failures, self._poll_interval_s, self._max_backoff_s)
+
+    def refresh_now(self) -> None:
+        """Cut the current wait short: poll again at once."""
+        self._wake.set()
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name="registry-watcher", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.poll_once()
+            delay = self.next_delay()
+            self.status.next_poll_in_s = delay
+            self._wake.wait(delay)
+            self._wake.clear()

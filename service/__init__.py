@@ -1,0 +1,1 @@
+"""Serving side of stageserve: model pool, routing, MLflow scoring protocol, metrics, CLI."""

@@ -1,0 +1,153 @@
+"""The ``stageserve`` command: ``serve`` runs the gateway, ``demo`` runs it on a local
+registry seeded with a demo model."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from service.config import ConfigError, Settings
+
+SERVICE_IMPORT = "service.bento_service:StageServe"
+
+
+def _add_serve_options(parser: argparse.ArgumentParser, demo: bool = False) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=3000, help="port (default 3000)")
+    parser.add_argument("--workers", type=int, default=None, help="worker processes (default 1)")
+    parser.add_argument(
+        "--poll-interval", type=float, default=None, help="seconds between registry polls (2)"
+    )
+    if demo:
+        return
+    parser.add_argument(
+        "--registry-uri",
+        default=None,
+        help="MLflow registry/tracking URI (default: $MLFLOW_TRACKING_URI)",
+    )
+    parser.add_argument(
+        "--model", action="append", default=[], metavar="NAME", help="model to serve (repeatable)"
+    )
+    parser.add_argument(
+        "--target",
+        action="append",
+        default=[],
+        metavar="TARGET",
+        help="stage, @alias or version to serve (repeatable; default Production then Staging; "
+        "the first is required for readiness)",
+    )
+    parser.add_argument("--model-dir", default=None, help="where downloaded versions are kept")
+    parser.add_argument(
+        "--no-smoke-test", action="store_true", help="do not smoke-test versions before swapping"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stageserve",
+        description="Serve MLflow models by registry stage or alias, hot-swapped.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the gateway")
+    _add_serve_options(serve)
+    demo = sub.add_parser("demo", help="seed a local registry with a demo model and serve it")
+    demo.add_argument(
+        "--dir",
+        default="demo-registry",
+        help="folder of the demo registry (default ./demo-registry)",
+    )
+    demo.add_argument("--seed-only", action="store_true", help="seed the registry, do not serve")
+    _add_serve_options(demo, demo=True)
+    return parser
+
+
+def serve_env(args: argparse.Namespace, base: dict[str, str]) -> dict[str, str]:
+    """The environment the gateway's workers read their settings from."""
+    env = dict(base)
+    if getattr(args, "registry_uri", None):
+        env["STAGESERVE_REGISTRY_URI"] = args.registry_uri
+    if getattr(args, "model", None):
+        env["STAGESERVE_MODELS"] = ",".join(args.model)
+    if getattr(args, "target", None):
+        env["STAGESERVE_TARGETS"] = ",".join(args.target)
+    if args.workers is not None:
+        env["STAGESERVE_WORKERS"] = str(args.workers)
+    if args.poll_interval is not None:
+        env["STAGESERVE_POLL_INTERVAL"] = str(args.poll_interval)
+    if getattr(args, "model_dir", None):
+        env["STAGESERVE_MODEL_DIR"] = args.model_dir
+    if getattr(args, "no_smoke_test", False):
+        env["STAGESERVE_SMOKE_TEST"] = "false"
+    return env
+
+
+def run_gateway(env: dict[str, str], host: str, port: int) -> int:
+    """Validate the settings, then become ``bentoml serve`` (signals go straight to it)."""
+    try:
+        settings = Settings.from_env(env)
+    except ConfigError as exc:
+        print(f"stageserve: {exc}", file=sys.stderr)
+        return 2
+    if not settings.registry_uri:
+        print(
+            "stageserve: no registry: set MLFLOW_TRACKING_URI or pass --registry-uri",
+            file=sys.stderr,
+        )
+        return 2
+    repo_root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (repo_root, env.get("PYTHONPATH")) if p)
+    env.setdefault("BENTOML_DO_NOT_TRACK", "true")
+    command = [
+        sys.executable, "-m", "bentoml", "serve", SERVICE_IMPORT,
+        "--host", host, "--port", str(port), "--working-dir", repo_root,
+    ]  # fmt: skip
+    print(
+        f"stageserve: serving {', '.join(settings.models)} "
+        f"({', '.join(t.text for t in settings.targets)}) from {settings.registry_uri} "
+        f"on http://{host}:{port}",
+        file=sys.stderr,
+        flush=True,
+    )
+    os.execve(sys.executable, command, env)
+    return 0  # not reached
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from service.demo import DEMO_MODEL, DemoRegistry, seed
+
+    registry = DemoRegistry(Path(args.dir).resolve())
+    print(f"stageserve demo: registry in {registry.root}", file=sys.stderr, flush=True)
+    if seed(registry):
+        print("stageserve demo: seeded diabetes v1 (Production), v2 (Staging)", file=sys.stderr)
+    if args.seed_only:
+        return 0
+    env = serve_env(args, dict(os.environ))
+    env["STAGESERVE_REGISTRY_URI"] = registry.tracking_uri
+    env["STAGESERVE_MODELS"] = DEMO_MODEL
+    env.setdefault("STAGESERVE_TARGETS", "Production,Staging")
+    base = f"http://{args.host}:{args.port}"
+    print(
+        "stageserve demo: try\n"
+        f"  curl -s {base}/invocations -H 'Content-Type: application/json' "
+        '-d \'{"dataframe_split": {"columns": ["age","sex","bmi","bp","s1","s2",'
+        '"s3","s4","s5","s6"], "data": [[0.04,0.05,0.06,0.02,-0.04,-0.03,-0.04,0.0,'
+        "0.02,-0.02]]}}' -i\n"
+        f"  (add -H 'X-Model-Target: Staging' for version 2), and {base}/admin/models",
+        file=sys.stderr,
+        flush=True,
+    )
+    return run_gateway(env, args.host, args.port)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        return run_gateway(serve_env(args, dict(os.environ)), args.host, args.port)
+    return run_demo(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

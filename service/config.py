@@ -1,0 +1,138 @@
+"""All configuration in one place: environment variables, which the CLI flags set.
+
+The CLI runs ``bentoml serve`` in a child process; every worker reads its settings
+from the environment, so the environment is the single channel for configuration.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from registry_watcher.targets import DEFAULT_TARGETS, Target, parse_targets
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    env: str
+    default: str | None
+    help: str
+
+
+# The table the README documents (kept in sync by tests/unit/test_config.py).
+SETTINGS: tuple[Setting, ...] = (
+    Setting("MLFLOW_TRACKING_URI", None, "Registry to watch (http(s) server or database URI)."),
+    Setting("STAGESERVE_REGISTRY_URI", None, "Overrides MLFLOW_TRACKING_URI for the registry."),
+    Setting("STAGESERVE_MODELS", None, "Comma-separated registered model names to serve."),
+    Setting(
+        "STAGESERVE_TARGETS",
+        "Production,Staging",
+        "Comma-separated targets per model: stages, @aliases, version numbers. "
+        "The first one is required for readiness and takes the traffic.",
+    ),
+    Setting("STAGESERVE_POLL_INTERVAL", "2.0", "Seconds between registry polls."),
+    Setting("STAGESERVE_MAX_BACKOFF", "60", "Cap, in seconds, of poll and load retry backoff."),
+    Setting("STAGESERVE_WORKERS", "1", "BentoML worker processes."),
+    Setting("STAGESERVE_MAX_BODY_BYTES", "52428800", "Largest request body accepted (413 above)."),
+    Setting("STAGESERVE_SMOKE_TEST", "true", "Smoke-test new versions with their input example."),
+    Setting("STAGESERVE_MODEL_DIR", None, "Where downloaded versions live (default: a temp dir)."),
+    Setting("STAGESERVE_LOG_LEVEL", "INFO", "Log level of stageserve's own loggers."),
+)
+
+
+def _get(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name)
+    if value is None or value.strip() == "":
+        for setting in SETTINGS:
+            if setting.env == name:
+                return setting.default
+        return None
+    return value.strip()
+
+
+def _float(env: Mapping[str, str], name: str, minimum: float) -> float:
+    raw = _get(env, name)
+    try:
+        value = float(raw or "")
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if value < minimum:
+        raise ConfigError(f"{name}={raw!r} must be at least {minimum}")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, minimum: int) -> int:
+    raw = _get(env, name)
+    try:
+        value = int(raw or "")
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not an integer") from None
+    if value < minimum:
+        raise ConfigError(f"{name}={raw!r} must be at least {minimum}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str) -> bool:
+    raw = (_get(env, name) or "").lower()
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={raw!r} is not a boolean (true/false)")
+
+
+def split_list(raw: str | None) -> list[str]:
+    return [part.strip() for part in (raw or "").split(",") if part.strip()]
+
+
+@dataclass(frozen=True)
+class Settings:
+    registry_uri: str | None
+    models: tuple[str, ...]
+    targets: tuple[Target, ...]
+    poll_interval_s: float
+    max_backoff_s: float
+    workers: int
+    max_body_bytes: int
+    smoke_test: bool
+    model_dir: str | None
+    log_level: str
+
+    @property
+    def required_target(self) -> Target:
+        return self.targets[0]
+
+    def targets_by_model(self) -> dict[str, tuple[Target, ...]]:
+        return {name: self.targets for name in self.models}
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        models = tuple(dict.fromkeys(split_list(_get(env, "STAGESERVE_MODELS"))))
+        if not models:
+            raise ConfigError(
+                "no model to serve: set STAGESERVE_MODELS or pass --model NAME to stageserve serve"
+            )
+        target_texts = split_list(_get(env, "STAGESERVE_TARGETS"))
+        try:
+            targets = parse_targets(target_texts) if target_texts else DEFAULT_TARGETS
+        except ValueError as exc:
+            raise ConfigError(f"STAGESERVE_TARGETS: {exc}") from None
+        registry_uri = _get(env, "STAGESERVE_REGISTRY_URI") or _get(env, "MLFLOW_TRACKING_URI")
+        return cls(
+            registry_uri=registry_uri,
+            models=models,
+            targets=targets,
+            poll_interval_s=_float(env, "STAGESERVE_POLL_INTERVAL", 0.05),
+            max_backoff_s=_float(env, "STAGESERVE_MAX_BACKOFF", 0.1),
+            workers=_int(env, "STAGESERVE_WORKERS", 1),
+            max_body_bytes=_int(env, "STAGESERVE_MAX_BODY_BYTES", 1),
+            smoke_test=_bool(env, "STAGESERVE_SMOKE_TEST"),
+            model_dir=_get(env, "STAGESERVE_MODEL_DIR"),
+            log_level=(_get(env, "STAGESERVE_LOG_LEVEL") or "INFO").upper(),
+        )

@@ -1,0 +1,109 @@
+"""The HTTP surface: MLflow scoring protocol, health, and the read-only state view.
+
+A small Starlette app mounted into the BentoML service. It reads the raw body and
+headers itself (BentoML's typed APIs cannot speak MLflow's protocol byte for byte),
+and does the CPU work (parse, predict, encode) in a worker thread so that health
+checks and other requests are never stuck behind a slow model.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+
+import anyio.to_thread
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from service.errors import ServingError
+from service.routing import TARGET_HEADER
+from service.runtime import Gateway
+
+log = logging.getLogger("stageserve.http")
+
+JSON = "application/json"
+
+
+def error_response(error: ServingError) -> Response:
+    return Response(error.body(), status_code=error.status, media_type=JSON)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing anything over ``limit`` bytes before reading it all."""
+    too_large = ServingError(
+        413,
+        "BAD_REQUEST",
+        f"Request body is larger than the {limit} bytes this gateway accepts "
+        "(STAGESERVE_MAX_BODY_BYTES).",
+    )
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(get_gateway: Callable[[], Gateway]) -> Starlette:
+    async def invoke(request: Request, model: str | None) -> Response:
+        gateway = get_gateway()
+        try:
+            name = model if model is not None else gateway.model_for_default_route()
+            body = await read_body(request, gateway.settings.max_body_bytes)
+            answer = await anyio.to_thread.run_sync(
+                gateway.invoke,
+                name,
+                request.headers.get(TARGET_HEADER),
+                body,
+                request.headers.get("content-type"),
+            )
+        except ServingError as error:
+            return error_response(error)
+        except Exception:
+            log.exception("unexpected error while serving a prediction")
+            return error_response(
+                ServingError(500, "INTERNAL_ERROR", "Internal error; see the gateway log.", "error")
+            )
+        return Response(answer.body, media_type=JSON, headers=answer.headers())
+
+    async def invocations(request: Request) -> Response:
+        return await invoke(request, None)
+
+    async def model_invocations(request: Request) -> Response:
+        return await invoke(request, request.path_params["name"])
+
+    async def health(_: Request) -> Response:
+        gateway = get_gateway()
+        if gateway.is_ready():
+            return JSONResponse({"status": "ready"})
+        return JSONResponse(
+            {"status": "not_ready", "reasons": gateway.pool.unready_reasons()}, status_code=503
+        )
+
+    async def version(_: Request) -> Response:
+        import mlflow
+
+        return Response(mlflow.__version__, media_type="text/plain")
+
+    async def admin_models(_: Request) -> Response:
+        state = get_gateway().state()
+        return Response(json.dumps(state, indent=2), media_type=JSON)
+
+    return Starlette(
+        routes=[
+            Route("/invocations", invocations, methods=["POST"]),
+            Route("/models/{name:path}/invocations", model_invocations, methods=["POST"]),
+            Route("/ping", health, methods=["GET"]),
+            Route("/health", health, methods=["GET"]),
+            Route("/version", version, methods=["GET"]),
+            Route("/admin/models", admin_models, methods=["GET"]),
+        ]
+    )

@@ -1,0 +1,146 @@
+"""Load one registered model version and prove it works before it takes traffic.
+
+Per-version work (signature lookup, whether predict takes params) is done here,
+once, not per request.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import time
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
+from registry_watcher.state import VersionRef
+from service.errors import ServingError
+from service.protocol import (
+    CONTENT_TYPE_JSON,
+    ParsedInput,
+    accepts_params,
+    encode_predictions,
+    parse_request,
+    run_predict,
+)
+
+log = logging.getLogger("stageserve.loader")
+
+SERVING_INPUT_EXAMPLE = "serving_input_example.json"
+
+
+class LoadError(Exception):
+    """A version that could not be loaded or failed its smoke test."""
+
+    def __init__(self, stage: str, message: str):
+        super().__init__(message)
+        self.stage = stage  # "load" or "smoke_test": the swap metric's result label
+
+
+@dataclass(eq=False)
+class LoadedVersion:
+    """A model version in memory, ready to predict. Immutable once built.
+
+    Requests hold a reference while they run, so a swapped-out version finishes its
+    in-flight requests and is freed (with its downloaded files) when the last one ends.
+    """
+
+    ref: VersionRef
+    model: Any
+    metadata: Any
+    input_schema: Any
+    with_params: bool
+    local_dir: str
+    loaded_at: float = field(default_factory=time.time)
+    load_duration_s: float = 0.0
+    smoke_tested: bool = False
+
+    def parse(self, body: bytes, content_type: str | None) -> ParsedInput:
+        return parse_request(body, content_type, self.metadata, self.input_schema)
+
+    def predict(self, parsed: ParsedInput) -> Any:
+        return run_predict(self.model, parsed, self.with_params)
+
+    def invoke(self, body: bytes, content_type: str | None) -> bytes:
+        """Parse, predict and encode one request body."""
+        parsed = self.parse(body, content_type)
+        return encode_predictions(self.predict(parsed), parsed.unwrapped)
+
+
+def _remove_dir(path: str) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def smoke_test(loaded: LoadedVersion) -> bool:
+    """Run the version's own serving input example through the full request path.
+
+    Returns whether an example existed; raises LoadError if it failed.
+    """
+    example = os.path.join(loaded.local_dir, SERVING_INPUT_EXAMPLE)
+    if not os.path.exists(example):
+        return False
+    with open(example, "rb") as fh:
+        body = fh.read()
+    try:
+        loaded.invoke(body, CONTENT_TYPE_JSON)
+    except ServingError as exc:
+        raise LoadError(
+            "smoke_test", f"smoke test with {SERVING_INPUT_EXAMPLE} failed: {exc.message}"
+        )
+    except Exception as exc:
+        raise LoadError("smoke_test", f"smoke test failed: {type(exc).__name__}: {exc}") from exc
+    return True
+
+
+class VersionLoader:
+    """Downloads a version's artifacts into a private folder and loads it with pyfunc."""
+
+    def __init__(self, model_dir: str | None = None, run_smoke_test: bool = True) -> None:
+        self._root = model_dir or tempfile.mkdtemp(prefix="stageserve-models-")
+        os.makedirs(self._root, exist_ok=True)
+        self._run_smoke_test = run_smoke_test
+
+    def __call__(self, ref: VersionRef) -> LoadedVersion:
+        import mlflow
+
+        started = time.monotonic()
+        safe_name = "".join(c if c.isalnum() or c in "-_" else "_" for c in ref.model)
+        local_root = tempfile.mkdtemp(prefix=f"{safe_name}-v{ref.version}-", dir=self._root)
+        try:
+            local_dir = mlflow.artifacts.download_artifacts(
+                artifact_uri=ref.uri, dst_path=local_root
+            )
+        except Exception as exc:
+            _remove_dir(local_root)
+            raise LoadError(
+                "load", f"download of {ref.uri} failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        try:
+            model = mlflow.pyfunc.load_model(local_dir)
+        except Exception as exc:
+            _remove_dir(local_root)
+            raise LoadError(
+                "load", f"loading {ref.uri} failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        loaded = LoadedVersion(
+            ref=ref,
+            model=model,
+            metadata=model.metadata,
+            input_schema=model.metadata.get_input_schema(),
+            with_params=accepts_params(model.predict),
+            local_dir=local_dir,
+        )
+        weakref.finalize(loaded, _remove_dir, local_root)
+        if self._run_smoke_test:
+            loaded.smoke_tested = smoke_test(loaded)
+        loaded.load_duration_s = time.monotonic() - started
+        log.info(
+            "loaded %s version %s in %.2fs%s",
+            ref.model,
+            ref.version,
+            loaded.load_duration_s,
+            " (smoke test passed)" if loaded.smoke_tested else "",
+        )
+        return loaded

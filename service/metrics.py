@@ -1,0 +1,116 @@
+"""Every stageserve metric, defined in one place.
+
+Metrics are created on first use inside a worker, not at import: ``bentoml serve``
+imports the service in its supervisor process too, and in Prometheus multiprocess
+mode a gauge created there would report a stale value for as long as it lives.
+Gauges carry an explicit multiprocess mode so that ``workers > 1`` adds up right.
+Labels are low-cardinality: configured model names, target names, version numbers
+and fixed outcome words; never anything a client sends.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.075,
+    0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+LOAD_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+
+
+@dataclass(frozen=True)
+class Metrics:
+    requests: Any
+    request_duration: Any
+    in_flight: Any
+    loaded_version: Any
+    target_ready: Any
+    swaps: Any
+    load_duration: Any
+    registry_polls: Any
+    registry_up: Any
+    registry_last_success: Any
+    registry_consecutive_failures: Any
+
+
+_metrics: Metrics | None = None
+_lock = threading.Lock()
+
+
+def _create() -> Metrics:
+    from prometheus_client import Counter, Gauge, Histogram
+
+    return Metrics(
+        requests=Counter(
+            "stageserve_requests_total",
+            "Prediction requests by model, serving target, version and outcome.",
+            ["model", "target", "version", "outcome"],
+        ),
+        request_duration=Histogram(
+            "stageserve_request_duration_seconds",
+            "Prediction request latency inside the gateway, by model, target and version.",
+            ["model", "target", "version"],
+            buckets=LATENCY_BUCKETS,
+        ),
+        in_flight=Gauge(
+            "stageserve_in_flight_requests",
+            "Prediction requests being processed now.",
+            ["model"],
+            multiprocess_mode="livesum",
+        ),
+        loaded_version=Gauge(
+            "stageserve_loaded_version",
+            "Version number serving each target (0: nothing loaded). Max over workers.",
+            ["model", "target"],
+            multiprocess_mode="livemax",
+        ),
+        target_ready=Gauge(
+            "stageserve_target_ready",
+            "1 when every worker has a version loaded for the target, else 0.",
+            ["model", "target"],
+            multiprocess_mode="livemin",
+        ),
+        swaps=Counter(
+            "stageserve_swaps_total",
+            "Target changes by result: success, load_failed, smoke_test_failed, unloaded.",
+            ["model", "target", "result"],
+        ),
+        load_duration=Histogram(
+            "stageserve_model_load_duration_seconds",
+            "Time to download, load and smoke-test a model version.",
+            ["model"],
+            buckets=LOAD_BUCKETS,
+        ),
+        registry_polls=Counter(
+            "stageserve_registry_polls_total",
+            "Registry polls by outcome (success, error).",
+            ["outcome"],
+        ),
+        registry_up=Gauge(
+            "stageserve_registry_up",
+            "1 when the last registry poll of every worker succeeded, else 0.",
+            multiprocess_mode="livemin",
+        ),
+        registry_last_success=Gauge(
+            "stageserve_registry_last_success_timestamp_seconds",
+            "Unix time of the last successful registry poll (latest over workers).",
+            multiprocess_mode="livemax",
+        ),
+        registry_consecutive_failures=Gauge(
+            "stageserve_registry_consecutive_failures",
+            "Registry polls failed in a row (max over workers).",
+            multiprocess_mode="livemax",
+        ),
+    )
+
+
+def get_metrics() -> Metrics:
+    global _metrics
+    if _metrics is None:
+        with _lock:
+            if _metrics is None:
+                _metrics = _create()
+    return _metrics

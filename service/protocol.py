@@ -1,0 +1,210 @@
+"""The MLflow scoring protocol: request bodies in, ``{"predictions": ...}`` out.
+
+Parsing reuses MLflow's own scoring-server helpers, so a client of
+``mlflow models serve`` gets the same behaviour, with three differences a gateway
+needs: a missing Content-Type, an empty body and an oversized body are 4xx errors
+(MLflow answers 500 or tries to parse), and error messages are truncated instead of
+echoing a whole request back.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from dataclasses import dataclass
+from io import BytesIO, StringIO
+from typing import Any
+
+from mlflow.exceptions import MlflowException
+from mlflow.pyfunc import scoring_server as mlflow_scoring
+from mlflow.utils.proto_json_utils import NumpyEncoder, _get_jsonable_obj
+
+from service.errors import ServingError, bad_request
+
+CONTENT_TYPE_JSON = "application/json"
+CONTENT_TYPE_CSV = "text/csv"
+CONTENT_TYPE_PARQUET = "application/vnd.apache.parquet"
+CONTENT_TYPES = (CONTENT_TYPE_JSON, CONTENT_TYPE_CSV, CONTENT_TYPE_PARQUET)
+
+_MAX_JSON_DEPTH = 64  # deeper input is an attack or a mistake, never a model input
+
+
+@dataclass(frozen=True)
+class ParsedInput:
+    data: Any
+    params: dict[str, Any] | None = None
+    # MLflow's "unified LLM" JSON (no dataframe_*/instances/inputs key): the answer is
+    # the bare predictions, not wrapped in {"predictions": ...}.
+    unwrapped: bool = False
+
+
+def unsupported_media_type(message: str) -> ServingError:
+    return ServingError(415, "BAD_REQUEST", message)
+
+
+def media_type(content_type: str | None) -> str:
+    """Validate a Content-Type header the way MLflow does and return the media type."""
+    if content_type is None or not content_type.strip():
+        raise unsupported_media_type(
+            "Missing Content-Type header: send 'application/json' (dataframe_split, "
+            "dataframe_records, instances or inputs), 'text/csv' or "
+            f"'{CONTENT_TYPE_PARQUET}'."
+        )
+    parts = [p.strip() for p in content_type.split(";")]
+    mime = parts[0].lower()
+    parameters = {}
+    for pair in parts[1:]:
+        if pair:
+            key, _, value = pair.partition("=")
+            parameters[key.strip().lower()] = value.strip().strip('"')
+    charset = parameters.pop("charset", "utf-8").lower()
+    if charset not in ("utf-8", "utf8"):
+        raise unsupported_media_type(
+            f"Unsupported charset {charset!r}: the scoring server only supports UTF-8."
+        )
+    if parameters:
+        raise unsupported_media_type(
+            f"Unrecognized content type parameters: {', '.join(sorted(parameters))}."
+        )
+    if mime not in CONTENT_TYPES:
+        raise unsupported_media_type(
+            f"Unsupported Content-Type {content_type!r}. Supported types: {list(CONTENT_TYPES)}."
+        )
+    return mime
+
+
+def _from_mlflow(exc: MlflowException) -> ServingError:
+    status = exc.get_http_status_code()
+    if not 400 <= status < 500:
+        status = 400
+    return ServingError(status, str(exc.error_code), exc.message)
+
+
+def _check_depth(text: str) -> None:
+    """Reject absurdly nested JSON cheaply, before json.loads recurses into it."""
+    depth = 0
+    deepest = 0
+    for char in text:
+        if char in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > _MAX_JSON_DEPTH:
+                    raise bad_request(f"JSON input is nested deeper than {_MAX_JSON_DEPTH} levels.")
+        elif char in "]}":
+            depth -= 1
+
+
+def parse_json(body: bytes, metadata: Any, input_schema: Any) -> ParsedInput:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise bad_request(f"Request body is not valid UTF-8: {exc}") from None
+    if len(text) > 4096 and text.count("[") + text.count("{") > _MAX_JSON_DEPTH:
+        _check_depth(text)
+    try:
+        decoded = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise bad_request(
+            f"Ensure that input is a valid JSON formatted string. Error: {exc}"
+        ) from None
+    except RecursionError:
+        raise bad_request("JSON input is nested too deeply.") from None
+    if not isinstance(decoded, dict):
+        raise bad_request(
+            "The input must be a JSON dictionary with exactly one of the input fields "
+            "{'dataframe_split', 'dataframe_records', 'instances', 'inputs'}. "
+            f"Received a {type(decoded).__name__}."
+        )
+    params = decoded.get("params")
+    if params is not None and not isinstance(params, dict):
+        raise bad_request(f"'params' must be a JSON object, got {type(params).__name__}.")
+    try:
+        parsed = mlflow_scoring._parse_json_data(decoded, metadata, input_schema)
+    except MlflowException as exc:
+        raise _from_mlflow(exc) from None
+    except (ValueError, TypeError, KeyError, IndexError) as exc:
+        raise bad_request(f"Failed to parse the JSON input: {type(exc).__name__}: {exc}") from None
+    return ParsedInput(parsed.data, parsed.params, parsed.is_unified_llm_input)
+
+
+def parse_csv(body: bytes, input_schema: Any) -> ParsedInput:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise bad_request(f"Request body is not valid UTF-8: {exc}") from None
+    try:
+        data = mlflow_scoring.parse_csv_input(StringIO(text), schema=input_schema)
+    except MlflowException as exc:
+        raise _from_mlflow(exc) from None
+    return ParsedInput(data)
+
+
+def parse_parquet(body: bytes) -> ParsedInput:
+    try:
+        data = mlflow_scoring.parse_parquet_input(BytesIO(body))
+    except MlflowException as exc:
+        raise _from_mlflow(exc) from None
+    return ParsedInput(data)
+
+
+def parse_request(
+    body: bytes, content_type: str | None, metadata: Any, input_schema: Any
+) -> ParsedInput:
+    """Parse an /invocations body for a model with this metadata and input schema."""
+    mime = media_type(content_type)
+    if not body or not body.strip():
+        raise bad_request(
+            "Request body is empty: send a JSON object with one of dataframe_split, "
+            "dataframe_records, instances or inputs, or a CSV table."
+        )
+    if mime == CONTENT_TYPE_JSON:
+        return parse_json(body, metadata, input_schema)
+    if mime == CONTENT_TYPE_CSV:
+        return parse_csv(body, input_schema)
+    return parse_parquet(body)
+
+
+def accepts_params(predict: Any) -> bool:
+    """Whether a pyfunc's predict takes ``params`` (checked once per loaded version)."""
+    try:
+        return "params" in inspect.signature(predict).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def run_predict(model: Any, parsed: ParsedInput, with_params: bool) -> Any:
+    """Call the model, turning any failure into a 4xx error as MLflow's server does."""
+    try:
+        if with_params:
+            return model.predict(parsed.data, params=parsed.params)
+        return model.predict(parsed.data)
+    except MlflowException as exc:
+        error = _from_mlflow(exc)
+        error.message = f"Failed to predict: {error.message}"
+        error.outcome = "bad_request"
+        raise error from None
+    except Exception as exc:
+        raise ServingError(
+            400,
+            "BAD_REQUEST",
+            "Encountered an unexpected error while evaluating the model. Verify that the "
+            "serialized input Dataframe is compatible with the model for inference. "
+            f"Error: {type(exc).__name__}: {exc}",
+            outcome="model_error",
+        ) from None
+
+
+def encode_predictions(raw: Any, unwrapped: bool = False) -> bytes:
+    """Serialise predictions exactly as MLflow's scoring server does."""
+    try:
+        jsonable = _get_jsonable_obj(raw, pandas_orient="records")
+        payload = jsonable if unwrapped else {"predictions": jsonable}
+        return json.dumps(payload, cls=NumpyEncoder).encode()
+    except (TypeError, ValueError) as exc:
+        raise ServingError(
+            400,
+            "BAD_REQUEST",
+            f"The model's output could not be serialised to JSON: {exc}",
+            outcome="model_error",
+        ) from None

@@ -1,0 +1,79 @@
+"""Which target answers a request. Pure: a function of the model's targets, what is
+loaded, and the request's ``X-Model-Target`` override.
+
+Without an override the first configured target (``Production`` by default) answers.
+An override names a configured target (``Staging``, ``@champion``) or a version
+number that one of the targets is serving right now.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from registry_watcher.targets import InvalidTarget, Target, TargetKind, parse_target
+from service.errors import ServingError, bad_request, unavailable
+
+TARGET_HEADER = "x-model-target"
+
+V = TypeVar("V")  # a loaded version; anything with .ref.version
+
+
+@dataclass(frozen=True)
+class Route(Generic[V]):
+    target: Target
+    loaded: V
+
+
+def _valid(targets: tuple[Target, ...]) -> str:
+    return ", ".join(t.text for t in targets)
+
+
+def choose(
+    model: str,
+    targets: tuple[Target, ...],
+    loaded: Callable[[Target], V | None],
+    override: str | None,
+) -> Route[V]:
+    """Pick the target and the version that answers; raise a ServingError otherwise."""
+    if override is None:
+        target = targets[0]
+    else:
+        target = _resolve_override(model, targets, loaded, override)
+    version = loaded(target)
+    if version is None:
+        raise unavailable(
+            f"Model {model!r} target {target.text} has no version loaded. "
+            f"Targets of this model: {_valid(targets)}."
+        )
+    return Route(target, version)
+
+
+def _resolve_override(
+    model: str,
+    targets: tuple[Target, ...],
+    loaded: Callable[[Target], V | None],
+    override: str,
+) -> Target:
+    try:
+        wanted = parse_target(override)
+    except InvalidTarget as exc:
+        raise bad_request(
+            f"Invalid X-Model-Target {override!r}: {exc}. Valid targets of model {model!r}: "
+            f"{_valid(targets)}.",
+            "INVALID_PARAMETER_VALUE",
+        ) from None
+    if wanted in targets:
+        return wanted
+    if wanted.kind is TargetKind.VERSION:
+        for target in targets:
+            version = loaded(target)
+            if version is not None and str(version.ref.version) == wanted.value:  # type: ignore[attr-defined]
+                return target
+    raise ServingError(
+        400,
+        "INVALID_PARAMETER_VALUE",
+        f"Unknown X-Model-Target {override!r} for model {model!r}. Valid targets: "
+        f"{_valid(targets)}, or the version number one of them serves.",
+    )
