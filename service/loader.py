@@ -88,7 +88,7 @@ def smoke_test(loaded: LoadedVersion) -> bool:
     except ServingError as exc:
         raise LoadError(
             "smoke_test", f"smoke test with {SERVING_INPUT_EXAMPLE} failed: {exc.message}"
-        )
+        ) from None
     except Exception as exc:
         raise LoadError("smoke_test", f"smoke test failed: {type(exc).__name__}: {exc}") from exc
     return True
