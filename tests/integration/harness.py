@@ -1,0 +1,281 @@
+"""Real processes for integration tests: an `mlflow server` and the stageserve gateway.
+
+Both bind 127.0.0.1 on free ports, log to files in the test's temp folder, and are
+always stopped (process group killed) even when a test fails.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ALL_FEATURES = ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"]
+ROW = [0.04, 0.05, 0.06, 0.02, -0.04, -0.03, -0.04, 0.0, 0.02, -0.02]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(
+    check: Callable[[], bool],
+    timeout: float,
+    interval: float = 0.05,
+    reraise: type[BaseException] | tuple[type[BaseException], ...] = (),
+) -> bool:
+    """Poll ``check`` until it is true or ``timeout`` passes (readiness polling).
+
+    Exceptions of the ``reraise`` types end the wait at once; others count as "not yet".
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return True
+        except reraise:
+            raise
+        except Exception:
+            pass
+        time.sleep(interval)
+    return False
+
+
+def _stop_group(proc: subprocess.Popen, timeout: float = 15.0) -> None:
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+
+def _tail(path: Path, lines: int = 60) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+class MlflowServer:
+    """`mlflow server` with a SQLite backend and a local artifact root; restartable."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+        self.log = root / "mlflow-server.log"
+        root.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def artifact_root(self) -> Path:
+        return self.root / "artifacts"
+
+    def start(self, timeout: float = 60.0) -> None:
+        command = [
+            sys.executable, "-m", "mlflow", "server",
+            "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
+            "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
+            "--artifacts-destination", str(self.artifact_root),
+        ]  # fmt: skip
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        ok = wait_until(
+            lambda: httpx.get(f"{self.uri}/health", timeout=1).status_code == 200, timeout, 0.2
+        )
+        if not ok:
+            self.stop()
+            raise RuntimeError(f"mlflow server did not start:\n{_tail(self.log)}")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop_group(self.proc)
+            self.proc = None
+
+
+@dataclass
+class Registered:
+    name: str
+    version: str
+    model: Any  # the fitted estimator, to compute expected predictions
+    features: list[str]
+
+    def expected(self, row: Sequence[float] = ROW) -> float:
+        import pandas as pd
+
+        frame = pd.DataFrame([row], columns=ALL_FEATURES)[self.features]
+        return float(self.model.predict(frame)[0])
+
+
+class Registry:
+    """Writes to the registry the way an MLOps engineer would, through MlflowClient."""
+
+    def __init__(self, uri: str) -> None:
+        import mlflow
+
+        self.uri = uri
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+        self.client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+    def register_ridge(self, name: str, features: Sequence[str], alpha: float) -> Registered:
+        import mlflow
+        from sklearn.datasets import load_diabetes
+        from sklearn.linear_model import Ridge
+
+        X, y = load_diabetes(return_X_y=True, as_frame=True)
+        X = X[list(features)]
+        model = Ridge(alpha=alpha).fit(X, y)
+        mlflow.set_tracking_uri(self.uri)
+        with mlflow.start_run():
+            info = mlflow.sklearn.log_model(
+                model,
+                name="model",
+                input_example=X.head(2),
+                registered_model_name=name,
+                pip_requirements=["scikit-learn", "pandas"],
+            )
+        return Registered(name, str(info.registered_model_version), model, list(features))
+
+    def register_from_code(self, name: str, code: str, tmp: Path) -> str:
+        """Register a models-from-code pyfunc (e.g. one whose predict raises)."""
+        import mlflow
+        import pandas as pd
+
+        path = tmp / f"{name}_model.py"
+        path.write_text(code)
+        mlflow.set_tracking_uri(self.uri)
+        with mlflow.start_run():
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=str(path),
+                input_example=pd.DataFrame([ROW], columns=ALL_FEATURES),
+                registered_model_name=name,
+                pip_requirements=["pandas"],
+            )
+        return str(info.registered_model_version)
+
+    def transition(self, name: str, version: str, stage: str) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            self.client.transition_model_version_stage(name, version, stage)
+
+    def set_alias(self, name: str, alias: str, version: str) -> None:
+        self.client.set_registered_model_alias(name, alias, version)
+
+    def artifact_dir(self, server: MlflowServer, name: str, version: str) -> Path:
+        """Where the server keeps a version's files (to break them on purpose)."""
+        source = self.client.get_model_version(name, version).source  # models:/m-<id>
+        model_id = source.rsplit("/", 1)[-1]
+        matches = list(server.artifact_root.glob(f"*/models/{model_id}/artifacts"))
+        assert matches, f"no artifacts for {source} under {server.artifact_root}"
+        return matches[0]
+
+
+class Gateway:
+    """`stageserve serve` as a user starts it, in its own process group."""
+
+    def __init__(self, root: Path, registry_uri: str, models: Sequence[str], *extra: str):
+        self.root = root
+        self.port = free_port()
+        self.log = root / f"stageserve-{self.port}.log"
+        self.command = [
+            sys.executable, "-m", "service.cli", "serve",
+            "--registry-uri", registry_uri, "--host", "127.0.0.1", "--port", str(self.port),
+            *[arg for m in models for arg in ("--model", m)], *extra,
+        ]  # fmt: skip
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, wait_ready: bool = True, timeout: float = 120.0) -> Gateway:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = str(REPO_ROOT)
+        env["STAGESERVE_MODEL_DIR"] = str(self.root / f"models-{self.port}")
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                self.command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=REPO_ROOT,
+                env=env,
+                start_new_session=True,
+            )
+        path = "/ping" if wait_ready else "/livez"
+
+        def up() -> bool:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"stageserve exited:\n{_tail(self.log)}")
+            return self.get(path).status_code == 200
+
+        if not wait_until(up, timeout, 0.1, reraise=RuntimeError):
+            self.stop()
+            raise RuntimeError(f"stageserve did not become {path} 200:\n{_tail(self.log)}")
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop_group(self.proc)
+            self.proc = None
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return httpx.get(self.url + path, timeout=10, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        return httpx.post(self.url + path, timeout=30, **kwargs)
+
+    def state(self) -> dict[str, Any]:
+        return self.get("/admin/models").json()
+
+    def target_state(self, model: str, target: str) -> dict[str, Any]:
+        for entry in self.state()["models"]:
+            if entry["name"] == model:
+                for t in entry["targets"]:
+                    if t["target"] == target:
+                        return t
+        raise KeyError((model, target))
+
+    def log_tail(self) -> str:
+        return _tail(self.log)
+
+
+def split_payload(rows: Sequence[Sequence[float]] = (ROW,)) -> dict[str, Any]:
+    return {"dataframe_split": {"columns": ALL_FEATURES, "data": [list(r) for r in rows]}}
+
+
+def metric_samples(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    """Samples of one metric family from Prometheus text, keyed by sorted labels."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out: dict[tuple[tuple[str, str], ...], float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name:
+                out[tuple(sorted(sample.labels.items()))] = sample.value
+    return out

@@ -1,0 +1,299 @@
+"""The MLflow scoring protocol, end to end: stageserve against `mlflow models serve`.
+
+The same requests go to MLflow's own scoring server and to stageserve on the same
+model version; successful answers must be identical (a client of one works
+unchanged against the other), and bad input must get a 4xx MLflow error, never a 500.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import httpx
+import pandas as pd
+import pytest
+
+from tests.integration.harness import (
+    ALL_FEATURES,
+    ROW,
+    Gateway,
+    Registered,
+    _stop_group,
+    _tail,
+    free_port,
+    split_payload,
+    wait_until,
+)
+
+pytestmark = pytest.mark.integration
+
+ROWS = [ROW, [0.01, -0.04, 0.03, 0.05, 0.01, 0.02, -0.01, 0.03, 0.0, 0.01]]
+
+
+@pytest.fixture(scope="module")
+def served(mlflow_server, registry, tmp_path_factory) -> Iterator[tuple[Registered, Gateway, str]]:
+    """A model with v1 in Production and v2 in Staging; stageserve and mlflow serve on v1."""
+    root = tmp_path_factory.mktemp("serving")
+    name = "protocol-model"
+    v1 = registry.register_ridge(name, ALL_FEATURES[:4], alpha=1.0)
+    registry.transition(name, v1.version, "Production")
+    v2 = registry.register_ridge(name, ALL_FEATURES, alpha=0.5)  # served through Staging
+    registry.transition(name, v2.version, "Staging")
+
+    port = free_port()
+    log = root / "mlflow-models-serve.log"
+    # mlflow models serve execs `uvicorn`: it must find the one in this interpreter's bin/.
+    path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+    env = dict(os.environ, MLFLOW_TRACKING_URI=mlflow_server.uri, PATH=path)
+    with open(log, "ab") as out:
+        peer = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "models",
+                "serve",
+                "-m",
+                f"models:/{name}/{v1.version}",
+                "--env-manager",
+                "local",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],  # fmt: skip
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    gateway = Gateway(root, mlflow_server.uri, [name], "--poll-interval", "0.5")
+    try:
+        gateway.start()
+        peer_url = f"http://127.0.0.1:{port}"
+
+        def peer_up() -> bool:
+            if peer.poll() is not None:
+                raise RuntimeError(f"mlflow models serve exited:\n{_tail(log)}")
+            return httpx.get(peer_url + "/ping").status_code == 200
+
+        if not wait_until(peer_up, 120, 0.2, reraise=RuntimeError):
+            raise RuntimeError(f"mlflow models serve did not start:\n{_tail(log)}")
+        yield v1, gateway, peer_url
+    finally:
+        gateway.stop()
+        _stop_group(peer)
+
+
+REQUESTS = [
+    ("dataframe_split", "application/json", json.dumps(split_payload(ROWS))),
+    (
+        "dataframe_records",
+        "application/json",
+        json.dumps({"dataframe_records": [dict(zip(ALL_FEATURES, r, strict=True)) for r in ROWS]}),
+    ),
+    (
+        "instances",
+        "application/json",
+        json.dumps({"instances": [dict(zip(ALL_FEATURES, r, strict=True)) for r in ROWS]}),
+    ),
+    (
+        "inputs",
+        "application/json",
+        json.dumps({"inputs": {f: [r[i] for r in ROWS] for i, f in enumerate(ALL_FEATURES)}}),
+    ),
+    ("json with charset", "application/json; charset=utf-8", json.dumps(split_payload(ROWS))),
+    ("csv", "text/csv", pd.DataFrame(ROWS, columns=ALL_FEATURES).to_csv(index=False)),
+]
+
+
+@pytest.mark.parametrize(("label", "content_type", "body"), REQUESTS, ids=[r[0] for r in REQUESTS])
+def test_same_answers_as_mlflow_models_serve(served, label, content_type, body) -> None:
+    v1, gateway, peer_url = served
+    headers = {"Content-Type": content_type}
+    ours = gateway.post("/invocations", content=body, headers=headers)
+    theirs = httpx.post(peer_url + "/invocations", content=body, headers=headers, timeout=30)
+    assert theirs.status_code == 200, theirs.text
+    assert ours.status_code == 200, ours.text
+    assert ours.json() == theirs.json()
+    assert ours.json()["predictions"][0] == pytest.approx(v1.expected(ROWS[0]))
+    assert ours.headers["X-Model-Name"] == v1.name
+    assert ours.headers["X-Model-Version"] == v1.version
+    assert ours.headers["X-Model-Target"] == "Production"
+
+
+def test_parquet_body(served) -> None:
+    v1, gateway, _ = served
+    buf = io.BytesIO()
+    pd.DataFrame(ROWS, columns=ALL_FEATURES).to_parquet(buf)
+    response = gateway.post(
+        "/invocations",
+        content=buf.getvalue(),
+        headers={"Content-Type": "application/vnd.apache.parquet"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["predictions"][0] == pytest.approx(v1.expected(ROWS[0]))
+
+
+def test_named_model_route_and_target_header(served) -> None:
+    v1, gateway, _ = served
+    body = split_payload([ROW])
+    by_name = gateway.post(f"/models/{v1.name}/invocations", json=body)
+    assert by_name.status_code == 200
+    assert by_name.headers["X-Model-Version"] == v1.version
+
+    staging = gateway.post("/invocations", json=body, headers={"X-Model-Target": "staging"})
+    assert staging.status_code == 200, staging.text
+    assert staging.headers["X-Model-Target"] == "Staging"
+    assert staging.headers["X-Model-Version"] != v1.version
+    assert staging.json()["predictions"][0] != pytest.approx(v1.expected())
+
+    by_version = gateway.post(
+        "/invocations", json=body, headers={"X-Model-Target": staging.headers["X-Model-Version"]}
+    )
+    assert by_version.status_code == 200
+    assert by_version.headers["X-Model-Target"] == "Staging"
+    assert by_version.json() == staging.json()
+
+
+def _raw_post(port: int, head: str, body: bytes) -> tuple[int, bytes]:
+    """A POST written by hand, for requests httpx would not send (no Content-Type)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(head.encode() + b"\r\n\r\n" + body)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+            if b"\r\n\r\n" in data:
+                headers, _, rest = data.partition(b"\r\n\r\n")
+                length = [
+                    int(line.split(b":")[1]) for line in headers.split(b"\r\n")
+                    if line.lower().startswith(b"content-length")
+                ]  # fmt: skip
+                if length and len(rest) >= length[0]:
+                    break
+    status = int(data.split(b" ", 2)[1])
+    return status, data.partition(b"\r\n\r\n")[2]
+
+
+BAD_REQUESTS = [
+    ("malformed json", "application/json", b'{"dataframe_split": {"columns": [', 400),
+    ("json list", "application/json", b"[1, 2, 3]", 400),
+    ("no known key", "application/json", b'{"data": [[1, 2]]}', 400),
+    (
+        "two keys",
+        "application/json",
+        json.dumps({**split_payload(), "instances": [ROW]}).encode(),
+        400,
+    ),
+    (
+        "wrong shape",
+        "application/json",
+        json.dumps({"dataframe_split": {"columns": ALL_FEATURES, "data": [[1.0, 2.0]]}}).encode(),
+        400,
+    ),
+    (
+        "missing columns",
+        "application/json",
+        json.dumps({"dataframe_split": {"columns": ["age"], "data": [[0.1]]}}).encode(),
+        400,
+    ),
+    (
+        "wrong types",
+        "application/json",
+        json.dumps(
+            {"dataframe_split": {"columns": ALL_FEATURES, "data": [["x"] * len(ALL_FEATURES)]}}
+        ).encode(),
+        400,
+    ),
+    ("unknown content type", "application/xml", b"<a/>", 415),
+    ("bad charset", "application/json; charset=latin-1", b"{}", 415),
+    ("empty body", "application/json", b"", 400),
+    ("invalid utf-8", "application/json", b'{"inputs": "\xff\xfe"}', 400),
+    ("bad csv", "text/csv", b'a,b\n1,"2\n', 400),
+    ("deep json", "application/json", b"[" * 100_000 + b"]" * 100_000, 400),
+    (
+        "params not an object",
+        "application/json",
+        json.dumps({**split_payload(), "params": 3}).encode(),
+        400,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("label", "content_type", "body", "status"), BAD_REQUESTS, ids=[b[0] for b in BAD_REQUESTS]
+)
+def test_bad_input_gets_mlflow_error(served, label, content_type, body, status) -> None:
+    _, gateway, _ = served
+    response = gateway.post("/invocations", content=body, headers={"Content-Type": content_type})
+    assert response.status_code == status, response.text
+    error = response.json()
+    assert set(error) == {"error_code", "message"}
+    assert error["error_code"] and error["message"]
+    assert len(error["message"]) < 3000  # never the whole request echoed back
+
+
+def test_missing_content_type_is_4xx(served) -> None:
+    _, gateway, _ = served
+    body = json.dumps(split_payload()).encode()
+    head = (
+        f"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\nConnection: close"
+    )
+    status, payload = _raw_post(gateway.port, head, body)
+    assert status == 415
+    assert "Content-Type" in json.loads(payload)["message"]
+
+
+def test_huge_body_is_413_and_service_survives(served) -> None:
+    _, gateway, _ = served
+    huge = b'{"inputs": "' + b"x" * (51 * 1024 * 1024) + b'"}'
+    response = gateway.post(
+        "/invocations", content=huge, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert response.json()["error_code"] == "BAD_REQUEST"
+    assert gateway.post("/invocations", json=split_payload()).status_code == 200
+
+
+def test_unknown_model_and_target(served) -> None:
+    _, gateway, _ = served
+    unknown = gateway.post("/models/nope/invocations", json=split_payload())
+    assert unknown.status_code == 404
+    assert "protocol-model" in unknown.json()["message"]
+    bad_target = gateway.post(
+        "/invocations", json=split_payload(), headers={"X-Model-Target": "@ghost"}
+    )
+    assert bad_target.status_code == 400
+    assert "Production, Staging" in bad_target.json()["message"]
+    empty_target = gateway.post(
+        "/invocations", json=split_payload(), headers={"X-Model-Target": ""}
+    )
+    assert empty_target.status_code == 400
+
+
+def test_health_version_and_metrics(served) -> None:
+    v1, gateway, _ = served
+    for path in ("/ping", "/health", "/readyz"):
+        assert gateway.get(path).status_code == 200, path
+    assert gateway.get("/version").text.startswith("3.")
+    state = gateway.state()
+    assert state["ready"] is True
+    production = gateway.target_state(v1.name, "Production")
+    assert production["status"] == "ready"
+    assert production["version"] == int(v1.version)
+    assert production["smoke_tested"] is True
+    assert state["watcher"]["reachable"] is True
+    metrics = gateway.get("/metrics").text
+    assert (
+        f'stageserve_loaded_version{{model="{v1.name}",target="Production"}} {float(v1.version)}'
+        in metrics
+    )
+    assert "stageserve_registry_up 1.0" in metrics
+    assert "stageserve_requests_total" in metrics
+    assert "bentoml_" in metrics  # BentoML's own metrics are still there
