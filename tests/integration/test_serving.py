@@ -67,7 +67,7 @@ def served(mlflow_server, registry, tmp_path_factory) -> Iterator[tuple[Register
                 "127.0.0.1",
                 "--port",
                 str(port),
-            ],  # fmt: skip
+            ],
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,
