@@ -81,22 +81,48 @@ def _wanted_version(model: RegistryModel, target: Target) -> int | None:
     return None
 
 
+def _off_snapshot(
+    snapshot: Iterable[RegistryModel], targets: Mapping[str, tuple[Target, ...]]
+) -> list[tuple[RegistryModel, int, Target]]:
+    """Alias and version targets pointing at versions not among the latest versions."""
+    found: list[tuple[RegistryModel, int, Target]] = []
+    for model in snapshot:
+        in_snapshot = {v.version for v in model.latest_versions}
+        for target in targets.get(model.name, ()):
+            wanted = _wanted_version(model, target)
+            if wanted is not None and wanted not in in_snapshot:
+                found.append((model, wanted, target))
+    return found
+
+
 def versions_to_fetch(
     snapshot: Iterable[RegistryModel],
     targets: Mapping[str, tuple[Target, ...]],
     known: Mapping[VersionKey, RegistryVersion | None],
 ) -> list[tuple[RegistryModel, int]]:
-    """Alias and version targets whose details are neither in the snapshot nor known."""
+    """Versions whose details the snapshot lacks and that must be read this poll.
+
+    An alias's version details are cached (``known``): a version's source never
+    changes, and deleting a version deletes its aliases. A pinned version is read
+    every poll, so that deleting it is noticed.
+    """
     missing: list[tuple[RegistryModel, int]] = []
-    for model in snapshot:
-        in_snapshot = {v.version for v in model.latest_versions}
-        for target in targets.get(model.name, ()):
-            wanted = _wanted_version(model, target)
-            if wanted is None or wanted in in_snapshot:
-                continue
-            if version_key(model, wanted) not in known and (model, wanted) not in missing:
-                missing.append((model, wanted))
+    for model, wanted, target in _off_snapshot(snapshot, targets):
+        cached = target.kind is TargetKind.ALIAS and version_key(model, wanted) in known
+        if not cached and (model, wanted) not in missing:
+            missing.append((model, wanted))
     return missing
+
+
+def cacheable_keys(
+    snapshot: Iterable[RegistryModel], targets: Mapping[str, tuple[Target, ...]]
+) -> set[VersionKey]:
+    """Version details worth keeping for the next poll: those aliases point at now."""
+    return {
+        version_key(model, wanted)
+        for model, wanted, target in _off_snapshot(snapshot, targets)
+        if target.kind is TargetKind.ALIAS
+    }
 
 
 def _resolve_target(
@@ -177,5 +203,7 @@ def resolve_state(
 
 def name_filter(names: Iterable[str]) -> str:
     """The ``name IN (...)`` filter for one search call over all served models."""
-    quoted = ", ".join("'" + n.replace("'", "\\'") + "'" for n in sorted(set(names)))
+    quoted = ", ".join(
+        "'" + n.replace("\\", "\\\\").replace("'", "\\'") + "'" for n in sorted(set(names))
+    )
     return f"name IN ({quoted})"

@@ -25,7 +25,7 @@ class InvalidTarget(ValueError):
     """A target text that names no stage, alias or version."""
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Target:
     kind: TargetKind
     value: str  # stage name (canonical case), alias without '@', or version digits
@@ -39,6 +39,10 @@ class Target:
 
     def __str__(self) -> str:
         return self.text
+
+    def __lt__(self, other: Target) -> bool:
+        """Stable order for diffs and listings: by kind, then by value."""
+        return (self.kind.value, self.value) < (other.kind.value, other.value)
 
 
 def parse_target(text: str) -> Target:
@@ -56,7 +60,7 @@ def parse_target(text: str) -> Target:
         if not _ALIAS_RE.match(alias):
             raise InvalidTarget(f"invalid alias {raw!r}: letters, digits, '_' and '-' only")
         return Target(TargetKind.ALIAS, alias)
-    if raw.isdigit():
+    if raw.isascii() and raw.isdigit():
         if int(raw) < 1:
             raise InvalidTarget(f"invalid version {raw!r}: versions start at 1")
         return Target(TargetKind.VERSION, str(int(raw)))

@@ -16,9 +16,11 @@ from typing import Protocol
 
 from registry_watcher.backoff import backoff_delay
 from registry_watcher.snapshot import (
+    READY,
     RegistryModel,
     RegistryVersion,
     VersionKey,
+    cacheable_keys,
     resolve_state,
     version_key,
     versions_to_fetch,
@@ -118,11 +120,19 @@ class RegistryWatcher:
         self.status.last_attempt_at = time.time()
         try:
             snapshot = self._reader.search(list(self._targets))
-            for model, version in versions_to_fetch(snapshot, self._targets, self._known_versions):
+            known = dict(self._known_versions)
+            for model, version in versions_to_fetch(snapshot, self._targets, known):
                 details = self._reader.get_version(model.name, version)
-                if details is not None:  # only positive answers are cached: versions appear
-                    self._known_versions[version_key(model, version)] = details
-            new_state = resolve_state(self._targets, snapshot, self._known_versions, self._state)
+                if details is not None:
+                    known[version_key(model, version)] = details
+            new_state = resolve_state(self._targets, snapshot, known, self._state)
+            # Keep for next time only READY details that aliases still point at: a
+            # version still registering must be read again until it is READY.
+            self._known_versions = {
+                key: details
+                for key in cacheable_keys(snapshot, self._targets)
+                if (details := known.get(key)) is not None and details.status == READY
+            }
         except Exception as exc:  # any registry failure: keep last known good
             duration = time.monotonic() - started
             self.status.consecutive_failures += 1

@@ -6,6 +6,7 @@ from the environment, so the environment is the single channel for configuration
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -63,6 +64,8 @@ def _float(env: Mapping[str, str], name: str, minimum: float) -> float:
         raise ConfigError(f"{name}={raw!r} is not a number") from None
     if value < minimum:
         raise ConfigError(f"{name}={raw!r} must be at least {minimum}")
+    if not math.isfinite(value):
+        raise ConfigError(f"{name}={raw!r} must be a finite number")
     return value
 
 

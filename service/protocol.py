@@ -19,14 +19,12 @@ from mlflow.exceptions import MlflowException
 from mlflow.pyfunc import scoring_server as mlflow_scoring
 from mlflow.utils.proto_json_utils import NumpyEncoder, _get_jsonable_obj
 
-from service.errors import ServingError, bad_request
+from service.errors import ServingError, bad_request, truncate
 
 CONTENT_TYPE_JSON = "application/json"
 CONTENT_TYPE_CSV = "text/csv"
 CONTENT_TYPE_PARQUET = "application/vnd.apache.parquet"
 CONTENT_TYPES = (CONTENT_TYPE_JSON, CONTENT_TYPE_CSV, CONTENT_TYPE_PARQUET)
-
-_MAX_JSON_DEPTH = 64  # deeper input is an attack or a mistake, never a model input
 
 
 @dataclass(frozen=True)
@@ -80,28 +78,11 @@ def _from_mlflow(exc: MlflowException) -> ServingError:
     return ServingError(status, str(exc.error_code), exc.message)
 
 
-def _check_depth(text: str) -> None:
-    """Reject absurdly nested JSON cheaply, before json.loads recurses into it."""
-    depth = 0
-    deepest = 0
-    for char in text:
-        if char in "[{":
-            depth += 1
-            if depth > deepest:
-                deepest = depth
-                if deepest > _MAX_JSON_DEPTH:
-                    raise bad_request(f"JSON input is nested deeper than {_MAX_JSON_DEPTH} levels.")
-        elif char in "]}":
-            depth -= 1
-
-
 def parse_json(body: bytes, metadata: Any, input_schema: Any) -> ParsedInput:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise bad_request(f"Request body is not valid UTF-8: {exc}") from None
-    if len(text) > 4096 and text.count("[") + text.count("{") > _MAX_JSON_DEPTH:
-        _check_depth(text)
     try:
         decoded = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -123,6 +104,8 @@ def parse_json(body: bytes, metadata: Any, input_schema: Any) -> ParsedInput:
         parsed = mlflow_scoring._parse_json_data(decoded, metadata, input_schema)
     except MlflowException as exc:
         raise _from_mlflow(exc) from None
+    except RecursionError:
+        raise bad_request("JSON input is nested too deeply.") from None
     except (ValueError, TypeError, KeyError, IndexError) as exc:
         raise bad_request(f"Failed to parse the JSON input: {type(exc).__name__}: {exc}") from None
     return ParsedInput(parsed.data, parsed.params, parsed.is_unified_llm_input)
@@ -181,7 +164,7 @@ def run_predict(model: Any, parsed: ParsedInput, with_params: bool) -> Any:
         return model.predict(parsed.data)
     except MlflowException as exc:
         error = _from_mlflow(exc)
-        error.message = f"Failed to predict: {error.message}"
+        error.message = truncate(f"Failed to predict: {error.message}")
         error.outcome = "bad_request"
         raise error from None
     except Exception as exc:

@@ -6,6 +6,7 @@ BentoML runs one of these per worker process; workers share nothing but the regi
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -191,6 +192,7 @@ class Gateway:
         watcher["last_success_at"] = _iso(status.last_success_at)
         watcher["last_attempt_at"] = _iso(status.last_attempt_at)
         return {
+            "worker": {"pid": os.getpid(), "started_at": _iso(self.started_at)},
             "ready": self.is_ready(),
             "unready_reasons": self.pool.unready_reasons(),
             "models": list(models.values()),

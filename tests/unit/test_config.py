@@ -1,0 +1,284 @@
+"""service.config.Settings.from_env, always with an explicit environment dict."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from registry_watcher.targets import DEFAULT_TARGETS, Target, TargetKind, parse_target
+from service.config import SETTINGS, ConfigError, Settings, split_list
+
+BASE = {"STAGESERVE_MODELS": "fraud"}
+
+
+def settings(**env: str) -> Settings:
+    return Settings.from_env({**BASE, **env})
+
+
+def config_error(**env: str) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({**BASE, **env})
+    return info.value
+
+
+def test_defaults() -> None:
+    s = Settings.from_env(BASE)
+    assert s.registry_uri is None
+    assert s.models == ("fraud",)
+    assert s.targets == DEFAULT_TARGETS
+    assert s.targets == (parse_target("Production"), parse_target("Staging"))
+    assert s.required_target == parse_target("Production")
+    assert s.poll_interval_s == 2.0
+    assert s.max_backoff_s == 60.0
+    assert s.workers == 1
+    assert s.max_body_bytes == 52_428_800
+    assert s.smoke_test is True
+    assert s.model_dir is None
+    assert s.log_level == "INFO"
+
+
+def test_defaults_match_the_settings_table() -> None:
+    s = Settings.from_env(BASE)
+    table = {setting.env: setting.default for setting in SETTINGS}
+    assert float(table["STAGESERVE_POLL_INTERVAL"]) == s.poll_interval_s
+    assert float(table["STAGESERVE_MAX_BACKOFF"]) == s.max_backoff_s
+    assert int(table["STAGESERVE_WORKERS"]) == s.workers
+    assert int(table["STAGESERVE_MAX_BODY_BYTES"]) == s.max_body_bytes
+    assert table["STAGESERVE_LOG_LEVEL"] == s.log_level
+    assert table["STAGESERVE_SMOKE_TEST"] == "true"
+    assert tuple(t.text for t in s.targets) == tuple(table["STAGESERVE_TARGETS"].split(","))
+    assert table["STAGESERVE_MODELS"] is None
+    assert len(table) == len(SETTINGS)  # no variable listed twice
+    assert all(setting.help for setting in SETTINGS)
+
+
+def test_settings_table_names_every_variable_from_env_reads() -> None:
+    source = (Path(__file__).parents[2] / "service" / "config.py").read_text()
+    read = set(re.findall(r'_(?:get|float|int|bool)\(env, "([A-Z_]+)"', source))
+    assert read
+    assert read <= {setting.env for setting in SETTINGS}
+
+
+def test_blank_values_mean_default() -> None:
+    s = settings(STAGESERVE_POLL_INTERVAL="  ", STAGESERVE_TARGETS="", STAGESERVE_WORKERS="")
+    assert s.poll_interval_s == 2.0
+    assert s.targets == DEFAULT_TARGETS
+    assert s.workers == 1
+
+
+def test_values_are_stripped() -> None:
+    s = settings(
+        STAGESERVE_POLL_INTERVAL=" 0.5 ", STAGESERVE_WORKERS=" 4 ", STAGESERVE_MODEL_DIR=" /m "
+    )
+    assert s.poll_interval_s == 0.5
+    assert s.workers == 4
+    assert s.model_dir == "/m"
+
+
+def test_explicit_values() -> None:
+    s = settings(
+        STAGESERVE_POLL_INTERVAL="0.25",
+        STAGESERVE_MAX_BACKOFF="5",
+        STAGESERVE_WORKERS="3",
+        STAGESERVE_MAX_BODY_BYTES="1024",
+        STAGESERVE_SMOKE_TEST="false",
+        STAGESERVE_MODEL_DIR="/var/models",
+        STAGESERVE_LOG_LEVEL="debug",
+    )
+    assert s.poll_interval_s == 0.25
+    assert s.max_backoff_s == 5.0
+    assert s.workers == 3
+    assert s.max_body_bytes == 1024
+    assert s.smoke_test is False
+    assert s.model_dir == "/var/models"
+    assert s.log_level == "DEBUG"
+
+
+# --- models -------------------------------------------------------------------------
+
+
+def test_models_list_is_split_stripped_and_deduplicated_in_order() -> None:
+    s = Settings.from_env({"STAGESERVE_MODELS": " b, a ,b,, c ,a"})
+    assert s.models == ("b", "a", "c")
+
+
+def test_targets_by_model() -> None:
+    s = Settings.from_env({"STAGESERVE_MODELS": "a,b", "STAGESERVE_TARGETS": "@champion"})
+    assert s.targets_by_model() == {
+        "a": (parse_target("@champion"),),
+        "b": (parse_target("@champion"),),
+    }
+
+
+@pytest.mark.parametrize("models", [None, "", "  ", ",", " , ,"])
+def test_no_models(models: str | None) -> None:
+    env = {} if models is None else {"STAGESERVE_MODELS": models}
+    with pytest.raises(ConfigError, match="STAGESERVE_MODELS"):
+        Settings.from_env(env)
+
+
+def test_config_error_is_a_value_error() -> None:
+    assert issubclass(ConfigError, ValueError)
+
+
+def test_split_list() -> None:
+    assert split_list(None) == []
+    assert split_list("") == []
+    assert split_list(" a , b ,,") == ["a", "b"]
+
+
+# --- numbers ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("STAGESERVE_POLL_INTERVAL", "fast"),
+        ("STAGESERVE_POLL_INTERVAL", "1s"),
+        ("STAGESERVE_MAX_BACKOFF", "one minute"),
+        ("STAGESERVE_WORKERS", "two"),
+        ("STAGESERVE_WORKERS", "1.5"),
+        ("STAGESERVE_MAX_BODY_BYTES", "50MB"),
+        ("STAGESERVE_MAX_BODY_BYTES", "1e6"),
+    ],
+)
+def test_bad_numbers(name: str, value: str) -> None:
+    error = config_error(**{name: value})
+    assert name in str(error)
+    assert repr(value) in str(error)
+    assert "not a number" in str(error) or "not an integer" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("STAGESERVE_POLL_INTERVAL", "0"),
+        ("STAGESERVE_POLL_INTERVAL", "0.01"),
+        ("STAGESERVE_POLL_INTERVAL", "-1"),
+        ("STAGESERVE_POLL_INTERVAL", "-inf"),
+        ("STAGESERVE_MAX_BACKOFF", "0.05"),
+        ("STAGESERVE_WORKERS", "0"),
+        ("STAGESERVE_WORKERS", "-2"),
+        ("STAGESERVE_MAX_BODY_BYTES", "0"),
+    ],
+)
+def test_numbers_below_the_minimum(name: str, value: str) -> None:
+    error = config_error(**{name: value})
+    assert name in str(error)
+    assert "must be at least" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("STAGESERVE_POLL_INTERVAL", "nan"),
+        ("STAGESERVE_POLL_INTERVAL", "inf"),
+        ("STAGESERVE_MAX_BACKOFF", "nan"),
+    ],
+)
+def test_non_finite_numbers_are_rejected(name: str, value: str) -> None:
+    # A NaN interval or cap makes the watcher poll in a hot loop (Event.wait(nan)
+    # returns at once; min(nan, x) is nan); an infinite interval makes Event.wait
+    # raise OverflowError in the watcher thread, which then dies.
+    error = config_error(**{name: value})
+    assert name in str(error)
+
+
+def test_minimums_are_accepted() -> None:
+    s = settings(
+        STAGESERVE_POLL_INTERVAL="0.05",
+        STAGESERVE_MAX_BACKOFF="0.1",
+        STAGESERVE_WORKERS="1",
+        STAGESERVE_MAX_BODY_BYTES="1",
+    )
+    assert (s.poll_interval_s, s.max_backoff_s, s.workers, s.max_body_bytes) == (0.05, 0.1, 1, 1)
+
+
+# --- booleans -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["1", "true", "TRUE", "True", "yes", "on", " On "])
+def test_true_values(value: str) -> None:
+    assert settings(STAGESERVE_SMOKE_TEST=value).smoke_test is True
+
+
+@pytest.mark.parametrize("value", ["0", "false", "FALSE", "no", "off", "Off"])
+def test_false_values(value: str) -> None:
+    assert settings(STAGESERVE_SMOKE_TEST=value).smoke_test is False
+
+
+@pytest.mark.parametrize("value", ["maybe", "2", "enabled", "t", "y"])
+def test_bad_booleans(value: str) -> None:
+    error = config_error(STAGESERVE_SMOKE_TEST=value)
+    assert "STAGESERVE_SMOKE_TEST" in str(error)
+    assert "not a boolean" in str(error)
+
+
+# --- targets ------------------------------------------------------------------------
+
+
+def test_targets_parsing() -> None:
+    s = settings(STAGESERVE_TARGETS=" @champion , production,3 ")
+    assert s.targets == (
+        Target(TargetKind.ALIAS, "champion"),
+        Target(TargetKind.STAGE, "Production"),
+        Target(TargetKind.VERSION, "3"),
+    )
+    assert s.required_target == Target(TargetKind.ALIAS, "champion")
+
+
+@pytest.mark.parametrize("targets", ["Production,Production", "Staging,staging", "@a,@a", "3,03"])
+def test_duplicate_targets(targets: str) -> None:
+    error = config_error(STAGESERVE_TARGETS=targets)
+    assert str(error).startswith("STAGESERVE_TARGETS: ")
+    assert "listed twice" in str(error)
+
+
+@pytest.mark.parametrize("targets", ["Production,@", "0", "bad target", "models:/m/1"])
+def test_invalid_targets(targets: str) -> None:
+    error = config_error(STAGESERVE_TARGETS=targets)
+    assert str(error).startswith("STAGESERVE_TARGETS: ")
+
+
+def test_commas_only_targets_mean_default() -> None:
+    assert settings(STAGESERVE_TARGETS=" , ,").targets == DEFAULT_TARGETS
+
+
+# --- registry URI -------------------------------------------------------------------
+
+
+def test_registry_uri_from_mlflow_tracking_uri() -> None:
+    assert settings(MLFLOW_TRACKING_URI="http://mlflow:5000").registry_uri == "http://mlflow:5000"
+
+
+def test_stageserve_registry_uri_takes_precedence() -> None:
+    s = settings(
+        MLFLOW_TRACKING_URI="http://tracking:5000",
+        STAGESERVE_REGISTRY_URI="sqlite:///registry.db",
+    )
+    assert s.registry_uri == "sqlite:///registry.db"
+
+
+def test_blank_stageserve_registry_uri_falls_back() -> None:
+    s = settings(MLFLOW_TRACKING_URI="http://tracking:5000", STAGESERVE_REGISTRY_URI="  ")
+    assert s.registry_uri == "http://tracking:5000"
+
+
+def test_only_stageserve_registry_uri() -> None:
+    assert settings(STAGESERVE_REGISTRY_URI=" databricks ").registry_uri == "databricks"
+
+
+def test_from_env_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STAGESERVE_MODELS", "from-os-environ")
+    monkeypatch.setenv("STAGESERVE_WORKERS", "2")
+    s = Settings.from_env()
+    assert s.models == ("from-os-environ",)
+    assert s.workers == 2
+
+
+def test_settings_are_immutable() -> None:
+    s = Settings.from_env(BASE)
+    with pytest.raises(AttributeError):
+        s.workers = 5  # type: ignore[misc]

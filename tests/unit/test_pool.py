@@ -1,0 +1,566 @@
+"""service.pool.ModelPool, driven synchronously through apply() and reconcile_once().
+
+The loader is a callable written here: it builds real LoadedVersion objects around a
+tiny model and can be told to fail (LoadError or any exception) for chosen versions.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from registry_watcher.state import DesiredState, ModelState, VersionRef
+from registry_watcher.targets import Target, parse_target
+from service.loader import LoadedVersion, LoadError
+from service.pool import Failure, ModelPool, PoolObserver, Slot
+
+PROD = parse_target("Production")
+STAGING = parse_target("Staging")
+CHAMP = parse_target("@champion")
+
+
+def ref(n: int, model: str = "m") -> VersionRef:
+    return VersionRef(model, n, f"s3://bucket/{model}/{n}", f"run{n}")
+
+
+class VersionModel:
+    """Predicts its own version number for every row."""
+
+    def __init__(self, version: int) -> None:
+        self.version = version
+
+    def predict(self, data: Any) -> list[int]:
+        return [self.version] * len(data)
+
+
+class FakeLoader:
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.calls: list[VersionRef] = []
+        self.failures: dict[VersionRef, Exception] = {}
+        self.during_load: Callable[[VersionRef], None] | None = None
+
+    def __call__(self, r: VersionRef) -> LoadedVersion:
+        self.calls.append(r)
+        if self.during_load is not None:
+            self.during_load(r)
+        if r in self.failures:
+            raise self.failures[r]
+        return LoadedVersion(
+            ref=r,
+            model=VersionModel(r.version),
+            metadata=None,
+            input_schema=None,
+            with_params=False,
+            local_dir=str(self.tmp_path),
+        )
+
+
+class Events:
+    def __init__(self) -> None:
+        self.swaps: list[tuple[str, Target, str, float]] = []
+        self.targets: list[tuple[str, Target, LoadedVersion | None]] = []
+
+    def observer(self) -> PoolObserver:
+        return PoolObserver(
+            on_swap=lambda m, t, result, secs: self.swaps.append((m, t, result, secs)),
+            on_target=lambda m, t, v: self.targets.append((m, t, v)),
+        )
+
+    def results(self) -> list[tuple[str, str, str]]:
+        return [(m, t.text, result) for m, t, result, _ in self.swaps]
+
+
+def desired(
+    models: dict[str, dict[Target, VersionRef | None]],
+    notes: dict[str, dict[Target, str]] | None = None,
+) -> DesiredState:
+    notes = notes or {}
+    return DesiredState(
+        {
+            name: ModelState(name, True, dict(targets), notes=notes.get(name, {}))
+            for name, targets in models.items()
+        }
+    )
+
+
+@pytest.fixture
+def loader(tmp_path: Path) -> FakeLoader:
+    return FakeLoader(tmp_path)
+
+
+@pytest.fixture
+def events() -> Events:
+    return Events()
+
+
+def make_pool(
+    loader: FakeLoader,
+    events: Events | None = None,
+    targets: dict[str, tuple[Target, ...]] | None = None,
+    retry_base_s: float = 30.0,
+    retry_cap_s: float = 60.0,
+) -> ModelPool:
+    return ModelPool(
+        targets or {"m": (PROD, STAGING)},
+        loader,
+        required=lambda model, target: target == PROD,
+        retry_base_s=retry_base_s,
+        retry_cap_s=retry_cap_s,
+        observer=events.observer() if events else None,
+    )
+
+
+def slot(pool: ModelPool, target: Target, model: str = "m") -> Slot:
+    (found,) = [s for s in pool.slots() if s.model == model and s.target == target]
+    return found
+
+
+def status(pool: ModelPool, target: Target, model: str = "m") -> str:
+    s = slot(pool, target, model)
+    return s.status(pool.failure(s.desired), pool.loading)
+
+
+def invoke(loaded: LoadedVersion) -> Any:
+    return json.loads(loaded.invoke(b'{"inputs": [1, 2]}', "application/json"))
+
+
+def wait_until_retry_due(pool: ModelPool, r: VersionRef) -> None:
+    failure = pool.failure(r)
+    assert failure is not None
+    remaining = failure.retry_at - time.monotonic()
+    assert remaining < 0.1  # the tests that call this use a tiny retry base
+    while time.monotonic() < failure.retry_at:
+        time.sleep(max(0.0, failure.retry_at - time.monotonic()))
+
+
+# --- before and at the first load ---------------------------------------------------
+
+
+def test_before_the_registry_is_read(loader: FakeLoader) -> None:
+    pool = make_pool(loader)
+    assert pool.models() == ("m",)
+    assert pool.targets("m") == (PROD, STAGING)
+    assert pool.targets("other") == ()
+    assert not pool.is_ready()
+    assert pool.unready_reasons() == ["m Production: the registry has not been read yet"]
+    assert status(pool, PROD) == "waiting_for_registry"
+    assert status(pool, STAGING) == "waiting_for_registry"
+    assert pool.reconcile_once() is None
+    assert loader.calls == []
+    assert pool.get("m", PROD) is None
+    assert pool.get("unknown", PROD) is None
+
+
+def test_slots_know_which_targets_are_required(loader: FakeLoader) -> None:
+    pool = make_pool(loader)
+    assert slot(pool, PROD).required is True
+    assert slot(pool, STAGING).required is False
+
+
+def test_initial_load(loader: FakeLoader, events: Events) -> None:
+    pool = make_pool(loader, events)
+    pool.apply(desired({"m": {PROD: ref(1), STAGING: None}}))
+    assert status(pool, PROD) == "pending"
+    assert status(pool, STAGING) == "empty"
+    assert not pool.is_ready()
+    assert pool.unready_reasons() == ["m Production: version 1 is loading"]
+    assert loader.calls == []  # apply() never loads
+
+    assert pool.reconcile_once() == 0.0
+    assert loader.calls == [ref(1)]
+    loaded = pool.get("m", PROD)
+    assert loaded is not None
+    assert loaded.ref == ref(1)
+    assert pool.is_ready()
+    assert pool.unready_reasons() == []
+    assert status(pool, PROD) == "ready"
+    assert pool.reconcile_once() is None
+    assert events.results() == [("m", "Production", "success")]
+    assert events.swaps[0][3] >= 0
+    assert events.targets == [("m", PROD, loaded)]
+    assert invoke(loaded) == {"predictions": [1, 1]}
+
+
+def test_ready_only_when_the_required_target_is_loaded(loader: FakeLoader) -> None:
+    pool = make_pool(loader)
+    loader.failures[ref(1)] = LoadError("load", "broken artifact")
+    pool.apply(desired({"m": {PROD: ref(1), STAGING: ref(2)}}))
+    pool.run_until_idle()
+    assert pool.get("m", STAGING) is not None
+    assert pool.get("m", PROD) is None
+    assert not pool.is_ready()
+    assert pool.unready_reasons() == ["m Production: version 1 failed to load: broken artifact"]
+
+
+def test_ready_needs_every_models_required_target(loader: FakeLoader) -> None:
+    pool = make_pool(loader, targets={"a": (PROD,), "b": (PROD,)})
+    pool.apply(
+        desired(
+            {"a": {PROD: ref(1, "a")}, "b": {PROD: None}},
+            {"b": {PROD: "no version in stage Production"}},
+        )
+    )
+    pool.run_until_idle()
+    assert pool.get("a", PROD) is not None
+    assert not pool.is_ready()
+    assert pool.unready_reasons() == ["b Production: no version in stage Production"]
+    pool.apply(desired({"a": {PROD: ref(1, "a")}, "b": {PROD: ref(4, "b")}}))
+    pool.run_until_idle()
+    assert pool.is_ready()
+
+
+def test_not_ready_without_a_note(loader: FakeLoader) -> None:
+    pool = make_pool(loader)
+    pool.apply(DesiredState())
+    assert pool.unready_reasons() == ["m Production: no version in the registry"]
+    assert status(pool, PROD) == "empty"
+
+
+def test_required_targets_load_first(loader: FakeLoader) -> None:
+    pool = make_pool(loader, targets={"a": (STAGING,), "b": (PROD,)})
+    pool.apply(desired({"a": {STAGING: ref(5, "a")}, "b": {PROD: ref(4, "b")}}))
+    pool.run_until_idle()
+    assert loader.calls == [ref(4, "b"), ref(5, "a")]
+
+
+# --- swaps --------------------------------------------------------------------------
+
+
+def test_swap_replaces_current_and_the_old_version_stays_usable(
+    loader: FakeLoader, events: Events
+) -> None:
+    pool = make_pool(loader, events)
+    pool.apply(desired({"m": {PROD: ref(1)}}))
+    pool.run_until_idle()
+    old = pool.get("m", PROD)
+    assert old is not None
+
+    pool.apply(desired({"m": {PROD: ref(2)}}))
+    # Until the new one is loaded, the old one keeps serving.
+    assert pool.get("m", PROD) is old
+    assert pool.is_ready()
+    assert status(pool, PROD) == "pending"
+
+    pool.run_until_idle()
+    new = pool.get("m", PROD)
+    assert new is not None
+    assert new is not old
+    assert new.ref == ref(2)
+    assert status(pool, PROD) == "ready"
+    # A request that held the old version finishes on it, unchanged.
+    assert old.ref == ref(1)
+    assert invoke(old) == {"predictions": [1, 1]}
+    assert invoke(new) == {"predictions": [2, 2]}
+    assert events.results() == [("m", "Production", "success")] * 2
+    assert [v for _, _, v in events.targets] == [old, new]
+
+
+def test_rollback_to_a_previous_version_loads_it_again(loader: FakeLoader) -> None:
+    pool = make_pool(loader)
+    for n in (1, 2, 1):
+        pool.apply(desired({"m": {PROD: ref(n)}}))
+        pool.run_until_idle()
+        assert pool.get("m", PROD).ref == ref(n)
+    assert loader.calls == [ref(1), ref(2), ref(1)]
+
+
+def test_same_state_twice_does_not_reload(loader: FakeLoader) -> None:
+    pool = make_pool(loader)
+    pool.apply(desired({"m": {PROD: ref(1)}}))
+    pool.run_until_idle()
+    pool.apply(desired({"m": {PROD: ref(1)}}))
+    assert pool.reconcile_once() is None
+    assert loader.calls == [ref(1)]
+
+
+# --- failures and retries -----------------------------------------------------------
+
+
+def test_failing_load_keeps_the_old_version(loader: FakeLoader, events: Events) -> None:
+    pool = make_pool(loader, events, retry_base_s=30.0, retry_cap_s=60.0)
+    pool.apply(desired({"m": {PROD: ref(1)}}))
+    pool.run_until_idle()
+    old = pool.get("m", PROD)
+
+    loader.failures[ref(2)] = LoadError("load", "download failed: 403")
+    pool.apply(desired({"m": {PROD: ref(2)}}))
+    before = time.monotonic()
+    assert pool.reconcile_once() == 0.0
+
+    assert pool.get("m", PROD) is old
+    assert pool.is_ready()
+    failure = pool.failure(ref(2))
+    assert isinstance(failure, Failure)
+    assert failure.attempts == 1
+    assert failure.stage == "load"
+    assert failure.error == "download failed: 403"
+    assert before + 15.0 <= failure.retry_at <= time.monotonic() + 30.0
+    assert failure.at <= time.time()
+    assert status(pool, PROD) == "failed"
+    assert events.results()[-1] == ("m", "Production", "load_failed")
+    assert len(events.targets) == 1  # no target change for a failure
+
+    # Not retried before retry_at: the pool says how long to wait instead.
+    for _ in range(3):
+        delay = pool.reconcile_once()
+        assert delay is not None
+        assert 0 < delay <= 30.0
+    pool.run_until_idle()
+    assert loader.calls == [ref(1), ref(2)]
+    assert pool.failure(ref(2)).attempts == 1
+
+
+def test_failed_load_is_retried_after_retry_at(loader: FakeLoader, events: Events) -> None:
+    pool = make_pool(loader, events, retry_base_s=0.001, retry_cap_s=0.004)
+    loader.failures[ref(1)] = LoadError("load", "flaky")
+    pool.apply(desired({"m": {PROD: ref(1)}}))
+
+    assert pool.reconcile_once() == 0.0
+    for attempt in (2, 3, 4):
+        wait_until_retry_due(pool, ref(1))
+        assert pool.reconcile_once() == 0.0
+        assert pool.failure(ref(1)).attempts == attempt
+        assert len(loader.calls) == attempt
+
+    del loader.failures[ref(1)]
+    wait_until_retry_due(pool, ref(1))
+    assert pool.reconcile_once() == 0.0
+    assert pool.failure(ref(1)) is None
+    assert pool.get("m", PROD).ref == ref(1)
+    assert status(pool, PROD) == "ready"
+    assert events.results() == [("m", "Production", "load_failed")] * 4 + [
+        ("m", "Production", "success")
+    ]
+
+
+def test_smoke_test_failure(loader: FakeLoader, events: Events) -> None:
+    pool = make_pool(loader, events)
+    loader.failures[ref(1)] = LoadError("smoke_test", "smoke test failed: bad output")
+    pool.apply(desired({"m": {PROD: ref(1)}}))
+    pool.run_until_idle()
+    failure = pool.failure(ref(1))
+    assert failure.stage == "smoke_test"
+    assert failure.error == "smoke test failed: bad output"
+    assert events.results() == [("m", "Production", "smoke_test_failed")]
+    assert pool.unready_reasons() == [
+        "m Production: version 1 failed to load: smoke test failed: bad output"
+    ]
+
+
+def test_unexpected_exception_from_the_loader(loader: FakeLoader, events: Events) -> None:
+    pool = make_pool(loader, events)
+    loader.failures[ref(1)] = MemoryError("out of memory")
+    pool.apply(desired({"m": {PROD: ref(1)}}))
+    assert pool.reconcile_once() == 0.0
+    failure = pool.failure(ref(1))
+    assert failure.stage == "load"
+    assert failure.error == "MemoryError: out of memory"
+    assert events.results() == [("m", "Production", "load_failed")]
+
+
+def test_failure_message_is_bounded(loader: FakeLoader) -> None:
+    pool = make_pool(loader)
+    loader.failures[ref(1)] = LoadError("load", "e" * 50_000)
+    pool.apply(desired({"m": {PROD: ref(1)}}))
+    pool.run_until_idle()
+    assert len(pool.failure(ref(1)).error) == 1000
+
+
+def test_failure_is_forgotten_when_the_version_is_no_longer_wanted(loader: FakeLoader) -> None:
+    pool = make_pool(loader)
+    loader.failures[ref(2)] = LoadError("load", "nope")
+    pool.apply(desired({"m": {PROD: ref(2)}}))
+    pool.run_until_idle()
+    assert pool.failure(ref(2)) is not None
+    pool.apply(desired({"m": {PROD: ref(3)}}))
+    assert pool.failure(ref(2)) is None
+    assert status(pool, PROD) == "pending"
+    pool.run_until_idle()
+    assert pool.get("m", PROD).ref == ref(3)
+    assert pool.failure(None) is None
+
+
+def test_failure_is_kept_while_the_version_is_still_wanted(loader: FakeLoader) -> None:
+    pool = make_pool(loader)
+    loader.failures[ref(2)] = LoadError("load", "nope")
+    pool.apply(desired({"m": {PROD: ref(2)}}))
+    pool.run_until_idle()
+    pool.apply(desired({"m": {PROD: ref(2), STAGING: ref(5)}}))
+    assert pool.failure(ref(2)).attempts == 1
+
+
+def test_run_until_idle_returns_when_only_retries_remain(loader: FakeLoader) -> None:
+    pool = make_pool(loader, retry_base_s=30.0)
+    loader.failures[ref(1)] = LoadError("load", "nope")
+    pool.apply(desired({"m": {PROD: ref(1)}}))
+    started = time.monotonic()
+    pool.run_until_idle(timeout=10)
+    assert time.monotonic() - started < 5
+    assert loader.calls == [ref(1)]
+
+
+# --- sharing ------------------------------------------------------------------------
+
+
+def test_same_version_in_two_targets_is_loaded_once(loader: FakeLoader, events: Events) -> None:
+    pool = make_pool(loader, events, targets={"m": (PROD, CHAMP)})
+    pool.apply(desired({"m": {PROD: ref(3), CHAMP: ref(3)}}))
+    pool.run_until_idle()
+    assert loader.calls == [ref(3)]
+    assert pool.get("m", PROD) is pool.get("m", CHAMP)
+    assert pool.get("m", PROD) is not None
+    assert sorted(events.results()) == [
+        ("m", "@champion", "success"),
+        ("m", "Production", "success"),
+    ]
+
+
+def test_version_already_loaded_elsewhere_is_reused(loader: FakeLoader) -> None:
+    pool = make_pool(loader)
+    pool.apply(desired({"m": {PROD: ref(1), STAGING: ref(2)}}))
+    pool.run_until_idle()
+    staging = pool.get("m", STAGING)
+    pool.apply(desired({"m": {PROD: ref(2), STAGING: ref(2)}}))  # 2 promoted
+    pool.run_until_idle()
+    assert loader.calls == [ref(1), ref(2)]
+    assert pool.get("m", PROD) is staging
+
+
+def test_shared_failure_is_reported_for_each_target(loader: FakeLoader, events: Events) -> None:
+    pool = make_pool(loader, events, targets={"m": (PROD, CHAMP)})
+    loader.failures[ref(3)] = LoadError("load", "nope")
+    pool.apply(desired({"m": {PROD: ref(3), CHAMP: ref(3)}}))
+    pool.run_until_idle()
+    assert loader.calls == [ref(3)]
+    assert sorted(events.results()) == [
+        ("m", "@champion", "load_failed"),
+        ("m", "Production", "load_failed"),
+    ]
+
+
+# --- unloads ------------------------------------------------------------------------
+
+
+def test_target_emptied_by_apply_at_once(loader: FakeLoader, events: Events) -> None:
+    pool = make_pool(loader, events)
+    pool.apply(desired({"m": {PROD: ref(1), STAGING: ref(2)}}))
+    pool.run_until_idle()
+    held = pool.get("m", STAGING)
+
+    pool.apply(
+        desired(
+            {"m": {PROD: ref(1), STAGING: None}}, {"m": {STAGING: "no version in stage Staging"}}
+        )
+    )
+    # No reconcile needed: the target takes no more traffic right away.
+    assert pool.get("m", STAGING) is None
+    assert pool.get("m", PROD) is not None
+    assert status(pool, STAGING) == "empty"
+    assert slot(pool, STAGING).note == "no version in stage Staging"
+    assert events.swaps[-1] == ("m", STAGING, "unloaded", 0.0)
+    assert events.targets[-1] == ("m", STAGING, None)
+    assert held.ref == ref(2)
+    assert invoke(held) == {"predictions": [2, 2]}
+    assert pool.reconcile_once() is None
+
+
+def test_required_target_emptied_makes_the_pool_unready(loader: FakeLoader) -> None:
+    pool = make_pool(loader)
+    pool.apply(desired({"m": {PROD: ref(1)}}))
+    pool.run_until_idle()
+    assert pool.is_ready()
+    pool.apply(desired({"m": {PROD: None}}, {"m": {PROD: "alias gone"}}))
+    assert not pool.is_ready()
+    assert pool.unready_reasons() == ["m Production: alias gone"]
+
+
+def test_model_missing_from_the_state_empties_its_targets(loader: FakeLoader) -> None:
+    pool = make_pool(loader)
+    pool.apply(desired({"m": {PROD: ref(1)}}))
+    pool.run_until_idle()
+    pool.apply(DesiredState())
+    assert pool.get("m", PROD) is None
+    assert slot(pool, PROD).note is None
+
+
+# --- desired changes while loading --------------------------------------------------
+
+
+def test_stale_load_is_not_installed(loader: FakeLoader, events: Events) -> None:
+    pool = make_pool(loader, events)
+    pool.apply(desired({"m": {PROD: ref(1)}}))
+    pool.run_until_idle()
+    v1 = pool.get("m", PROD)
+
+    def registry_moves_on(r: VersionRef) -> None:
+        if r == ref(2):
+            pool.apply(desired({"m": {PROD: ref(3)}}))
+
+    loader.during_load = registry_moves_on
+    pool.apply(desired({"m": {PROD: ref(2)}}))
+    assert pool.reconcile_once() == 0.0
+    assert pool.get("m", PROD) is v1  # not the stale version 2
+    assert status(pool, PROD) == "pending"
+
+    pool.run_until_idle()
+    assert pool.get("m", PROD).ref == ref(3)
+    assert loader.calls == [ref(1), ref(2), ref(3)]
+    assert events.results() == [("m", "Production", "success")] * 2
+    assert [v.ref for _, _, v in events.targets] == [ref(1), ref(3)]
+
+
+def test_target_emptied_while_loading_stays_empty(loader: FakeLoader) -> None:
+    pool = make_pool(loader)
+    loader.during_load = lambda r: pool.apply(desired({"m": {PROD: None}}))
+    pool.apply(desired({"m": {PROD: ref(1)}}))
+    pool.run_until_idle()
+    assert pool.get("m", PROD) is None
+    assert status(pool, PROD) == "empty"
+
+
+def test_status_while_loading(loader: FakeLoader) -> None:
+    pool = make_pool(loader)
+    seen: list[tuple[VersionRef | None, str, str]] = []
+    loader.during_load = lambda r: seen.append(
+        (pool.loading, status(pool, PROD), status(pool, STAGING))
+    )
+    pool.apply(desired({"m": {PROD: ref(1), STAGING: ref(2)}}))
+    pool.run_until_idle()
+    assert seen == [(ref(1), "loading", "pending"), (ref(2), "ready", "loading")]
+    assert pool.loading is None
+
+
+def test_loading_is_cleared_after_a_failure(loader: FakeLoader) -> None:
+    pool = make_pool(loader)
+    loader.failures[ref(1)] = LoadError("load", "x")
+    pool.apply(desired({"m": {PROD: ref(1)}}))
+    pool.reconcile_once()
+    assert pool.loading is None
+    assert status(pool, PROD) == "failed"
+
+
+# --- Slot.status directly -----------------------------------------------------------
+
+
+def test_slot_status_values(tmp_path: Path) -> None:
+    s = Slot("m", PROD, required=True)
+    assert s.status(None, None) == "waiting_for_registry"
+    s.desired_known = True
+    assert s.status(None, None) == "empty"
+    s.desired = ref(2)
+    assert s.status(None, None) == "pending"
+    assert s.status(None, ref(2)) == "loading"
+    assert s.status(None, ref(9)) == "pending"
+    failure = Failure(1, "boom", "load", time.time(), time.monotonic() + 10)
+    assert s.status(failure, None) == "failed"
+    assert s.status(failure, ref(2)) == "loading"
+    s.current = FakeLoader(tmp_path)(ref(2))
+    assert s.status(None, None) == "ready"
+    s.current = FakeLoader(tmp_path)(ref(1))
+    assert s.status(None, None) == "pending"
