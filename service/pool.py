@@ -232,6 +232,8 @@ class ModelPool:
         stage = exc.stage if isinstance(exc, LoadError) else "load"
         message = str(exc) if isinstance(exc, LoadError) else f"{type(exc).__name__}: {exc}"
         with self._lock:
+            if not any(s.desired == job.ref for s in self._slots.values()):
+                return  # the registry moved on during the load: nothing to retry
             previous = self._failures.get(job.ref)
             attempts = (previous.attempts if previous else 0) + 1
             delay = backoff_delay(attempts, self._retry_base_s, self._retry_cap_s)

@@ -199,8 +199,16 @@ class Registry:
 class Gateway:
     """`stageserve serve` as a user starts it, in its own process group."""
 
-    def __init__(self, root: Path, registry_uri: str, models: Sequence[str], *extra: str):
+    def __init__(
+        self,
+        root: Path,
+        registry_uri: str,
+        models: Sequence[str],
+        *extra: str,
+        env: dict[str, str] | None = None,
+    ):
         self.root = root
+        self.extra_env = env or {}
         self.port = free_port()
         self.log = root / f"stageserve-{self.port}.log"
         self.command = [
@@ -218,6 +226,7 @@ class Gateway:
         env = dict(os.environ)
         env["PYTHONPATH"] = str(REPO_ROOT)
         env["STAGESERVE_MODEL_DIR"] = str(self.root / f"models-{self.port}")
+        env.update(self.extra_env)
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 self.command,

@@ -515,6 +515,23 @@ def test_stale_load_is_not_installed(loader: FakeLoader, events: Events) -> None
     assert [v.ref for _, _, v in events.targets] == [ref(1), ref(3)]
 
 
+def test_failure_of_a_load_the_registry_abandoned_is_forgotten(
+    loader: FakeLoader, events: Events
+) -> None:
+    pool = make_pool(loader, events)
+    loader.failures[ref(2)] = LoadError("load", "broken artifact")
+    loader.during_load = lambda r: (
+        pool.apply(desired({"m": {PROD: ref(3)}})) if r == ref(2) else None
+    )
+    pool.apply(desired({"m": {PROD: ref(2)}}))
+    assert pool.reconcile_once() == 0.0
+    assert pool.failure(ref(2)) is None  # nothing left to retry, no stale record
+    assert events.results() == []
+    pool.run_until_idle()
+    assert pool.get("m", PROD).ref == ref(3)
+    assert loader.calls == [ref(2), ref(3)]
+
+
 def test_target_emptied_while_loading_stays_empty(loader: FakeLoader) -> None:
     pool = make_pool(loader)
     loader.during_load = lambda r: pool.apply(desired({"m": {PROD: None}}))

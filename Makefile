@@ -1,0 +1,41 @@
+# stageserve: `make demo` sets everything up and serves the demo model;
+# `make test` runs the whole test suite (lint, unit, integration, end to end).
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 3000
+DEMO_DIR ?= demo-registry
+
+.PHONY: install demo test unit integration lint format clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+demo: install
+	$(VENV)/bin/stageserve demo --dir $(DEMO_DIR) --port $(PORT)
+
+test: install lint
+	$(PY) -m pytest -q --durations=15
+
+unit: install
+	$(PY) -m pytest -q tests/unit
+
+integration: install
+	$(PY) -m pytest -q tests/integration
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache .hypothesis *.egg-info

@@ -1,0 +1,376 @@
+"""What must not break serving: a registry outage, bad versions, a model that raises,
+stages emptied, aliases moved, several models and several workers."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+import pytest
+
+from tests.integration.harness import (
+    ALL_FEATURES,
+    ROW,
+    Gateway,
+    MlflowServer,
+    metric_samples,
+    split_payload,
+    wait_until,
+)
+
+pytestmark = pytest.mark.integration
+
+POLL = 0.5
+
+
+class Load:
+    """A few clients sending requests until stopped; records every outcome."""
+
+    def __init__(self, url: str, clients: int = 2, headers: dict[str, str] | None = None):
+        self.url = url
+        self.headers = headers or {}
+        self.results: list[tuple[int, str]] = []
+        self.stop_event = threading.Event()
+        self.threads = [threading.Thread(target=self._loop) for _ in range(clients)]
+
+    def _loop(self) -> None:
+        with httpx.Client(timeout=30) as client:
+            while not self.stop_event.is_set():
+                try:
+                    r = client.post(
+                        self.url + "/invocations", json=split_payload(), headers=self.headers
+                    )
+                    self.results.append((r.status_code, r.headers.get("X-Model-Version", "")))
+                except Exception as exc:
+                    self.results.append((0, repr(exc)))
+
+    def __enter__(self) -> Load:
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_event.set()
+        for t in self.threads:
+            t.join(30)
+
+    def failures(self) -> list[tuple[int, str]]:
+        return [r for r in self.results if r[0] != 200]
+
+
+def _answers(gateway: Gateway, version: str, **headers: str) -> bool:
+    r = gateway.post("/invocations", json=split_payload(), headers=headers)
+    return r.status_code == 200 and r.headers["X-Model-Version"] == version
+
+
+def test_registry_outage_keeps_serving(tmp_path, model_name) -> None:
+    from tests.integration.harness import Registry
+
+    server = MlflowServer(tmp_path / "registry")
+    server.start()
+    gateway = None
+    try:
+        registry = Registry(server.uri)
+        v1 = registry.register_ridge(model_name, ALL_FEATURES, alpha=1.0)
+        registry.transition(model_name, v1.version, "Production")
+        gateway = Gateway(
+            tmp_path, server.uri, [model_name], "--poll-interval", str(POLL),
+            env={"STAGESERVE_MAX_BACKOFF": "2"},
+        ).start()  # fmt: skip
+        with Load(gateway.url) as load:
+            server.stop()
+            assert wait_until(lambda: gateway.state()["watcher"]["consecutive_failures"] >= 3, 30)
+            during = gateway.state()
+            metrics = gateway.get("/metrics").text
+            served_during_outage = len(load.results)
+            server.start()
+            assert wait_until(lambda: gateway.state()["watcher"]["reachable"] is True, 30)
+            v2 = registry.register_ridge(model_name, ALL_FEATURES, alpha=0.1)
+            registry.transition(model_name, v2.version, "Production")
+            assert wait_until(lambda: _answers(gateway, v2.version), 30), gateway.log_tail()
+        assert served_during_outage > 0
+        assert load.failures() == []
+        assert {v for _, v in load.results} <= {v1.version, v2.version}
+        assert during["ready"] is True
+        assert during["watcher"]["reachable"] is False
+        assert during["watcher"]["last_error"]
+        assert gateway.target_state(model_name, "Production")["version"] == int(v2.version)
+        assert "stageserve_registry_up 0.0" in metrics
+        polls = metric_samples(metrics, "stageserve_registry_polls_total")
+        assert polls[(("outcome", "error"),)] >= 3
+    finally:
+        if gateway is not None:
+            gateway.stop()
+        server.stop()
+
+
+RAISING_MODEL = """
+import mlflow
+from mlflow.pyfunc import PythonModel
+
+
+class Raising(PythonModel):
+    def predict(self, context, model_input, params=None):
+        raise ValueError("this version refuses every input")
+
+
+mlflow.models.set_model(Raising())
+"""
+
+PICKY_MODEL = """
+import mlflow
+from mlflow.pyfunc import PythonModel
+
+
+class Picky(PythonModel):
+    def predict(self, context, model_input, params=None):
+        if (model_input["age"] < -1).any():
+            raise ValueError("age below -1 is not supported")
+        return (model_input["age"] * 2).to_numpy()
+
+
+mlflow.models.set_model(Picky())
+"""
+
+
+def test_bad_versions_never_take_traffic(mlflow_server, registry, model_name, tmp_path) -> None:
+    good = registry.register_ridge(model_name, ALL_FEATURES, alpha=1.0)
+    registry.transition(model_name, good.version, "Production")
+    gateway = Gateway(tmp_path, mlflow_server.uri, [model_name], "--poll-interval", str(POLL))
+    gateway.start()
+    try:
+        with Load(gateway.url) as load:
+            # 1. An artifact that cannot load.
+            broken = registry.register_ridge(model_name, ALL_FEATURES, alpha=0.3)
+            (
+                registry.artifact_dir(mlflow_server, model_name, broken.version) / "MLmodel"
+            ).write_text("this: is: not: an MLmodel file\n")
+            registry.transition(model_name, broken.version, "Production")
+
+            def failed_twice() -> bool:
+                state = gateway.target_state(model_name, "Production")
+                return state["status"] == "failed" and state["failed_attempts"] >= 2
+
+            assert wait_until(failed_twice, 30), gateway.log_tail()
+            failed = gateway.target_state(model_name, "Production")
+            assert failed["version"] == int(good.version)
+            assert failed["registry_version"] == int(broken.version)
+            assert "load" in failed["last_error"]
+            assert gateway.get("/ping").status_code == 200
+
+            # 2. A version that loads but fails its own input example.
+            raising = registry.register_from_code(model_name, RAISING_MODEL, tmp_path)
+            registry.transition(model_name, raising, "Production")
+            assert wait_until(
+                lambda: (
+                    gateway.target_state(model_name, "Production")["registry_version"]
+                    == int(raising)
+                    and gateway.target_state(model_name, "Production")["status"] == "failed"
+                ),
+                30,
+            ), gateway.log_tail()
+            smoke = gateway.target_state(model_name, "Production")
+            assert "smoke test" in smoke["last_error"]
+            assert "refuses every input" in smoke["last_error"]
+            assert smoke["version"] == int(good.version)
+            metrics = gateway.get("/metrics").text
+
+            # 3. A good version after the bad ones is served.
+            fixed = registry.register_ridge(model_name, ALL_FEATURES, alpha=0.2)
+            registry.transition(model_name, fixed.version, "Production")
+            assert wait_until(lambda: _answers(gateway, fixed.version), 30), gateway.log_tail()
+        assert load.failures() == []
+        assert {v for _, v in load.results} == {good.version, fixed.version}
+        swaps = metric_samples(metrics, "stageserve_swaps_total")
+        assert (
+            swaps[(("model", model_name), ("result", "load_failed"), ("target", "Production"))] >= 2
+        )
+        smoke_key = (
+            ("model", model_name),
+            ("result", "smoke_test_failed"),
+            ("target", "Production"),
+        )
+        assert swaps[smoke_key] >= 1
+        assert gateway.target_state(model_name, "Production")["last_error"] is None
+    finally:
+        gateway.stop()
+
+
+def test_model_that_raises_on_a_request(mlflow_server, registry, model_name, tmp_path) -> None:
+    version = registry.register_from_code(model_name, PICKY_MODEL, tmp_path)
+    registry.transition(model_name, version, "Production")
+    gateway = Gateway(tmp_path, mlflow_server.uri, [model_name], "--poll-interval", str(POLL))
+    gateway.start()
+    try:
+        bad_row = [-5.0, *ROW[1:]]
+        refused = gateway.post("/invocations", json=split_payload([bad_row]))
+        assert refused.status_code == 400
+        assert refused.json()["error_code"] == "BAD_REQUEST"
+        assert "age below -1" in refused.json()["message"]
+        fine = gateway.post("/invocations", json=split_payload([ROW]))
+        assert fine.status_code == 200
+        assert fine.json()["predictions"] == [pytest.approx(ROW[0] * 2)]
+        requests = metric_samples(gateway.get("/metrics").text, "stageserve_requests_total")
+        labels = (("model", model_name), ("target", "Production"), ("version", version))
+        assert requests[(*labels[:1], ("outcome", "model_error"), *labels[1:])] == 1
+        assert requests[(*labels[:1], ("outcome", "success"), *labels[1:])] == 1
+    finally:
+        gateway.stop()
+
+
+def test_several_models_readiness_and_emptied_stage(mlflow_server, registry, tmp_path) -> None:
+    first, second = f"{tmp_path.name[-8:]}-a", f"{tmp_path.name[-8:]}-b"
+    a1 = registry.register_ridge(first, ALL_FEATURES[:4], alpha=1.0)
+    registry.transition(first, a1.version, "Production")
+    a2 = registry.register_ridge(first, ALL_FEATURES, alpha=0.5)
+    registry.transition(first, a2.version, "Staging")
+    b1 = registry.register_ridge(second, ALL_FEATURES, alpha=0.2)  # nothing in Production yet
+    registry.transition(second, b1.version, "Staging")
+    gateway = Gateway(tmp_path, mlflow_server.uri, [first, second], "--poll-interval", str(POLL))
+    gateway.start(wait_ready=False)
+    try:
+        # Not ready while a required target is empty, and says why.
+        assert wait_until(lambda: gateway.state()["watcher"]["polls"] >= 1, 30)
+        assert wait_until(
+            lambda: gateway.target_state(first, "Production")["status"] == "ready", 30
+        )
+        ping = gateway.get("/ping")
+        assert ping.status_code == 503
+        assert any(second in reason for reason in ping.json()["reasons"])
+        assert gateway.get("/readyz").status_code == 503
+        registry.transition(second, b1.version, "Production")
+        assert wait_until(lambda: gateway.get("/ping").status_code == 200, 30)
+
+        ambiguous = gateway.post("/invocations", json=split_payload())
+        assert ambiguous.status_code == 400
+        assert f"/models/{first}/invocations" in ambiguous.json()["message"]
+        assert f"/models/{second}/invocations" in ambiguous.json()["message"]
+        a = gateway.post(f"/models/{first}/invocations", json=split_payload())
+        b = gateway.post(f"/models/{second}/invocations", json=split_payload())
+        assert (a.headers["X-Model-Name"], a.headers["X-Model-Version"]) == (first, a1.version)
+        assert (b.headers["X-Model-Name"], b.headers["X-Model-Version"]) == (second, b1.version)
+        assert a.json()["predictions"][0] == pytest.approx(a1.expected())
+        assert b.json()["predictions"][0] == pytest.approx(b1.expected())
+
+        staging = {"X-Model-Target": "Staging"}
+        assert (
+            gateway.post(
+                f"/models/{first}/invocations", json=split_payload(), headers=staging
+            ).status_code
+            == 200
+        )
+        registry.transition(first, a2.version, "Archived")
+        assert wait_until(
+            lambda: (
+                gateway.post(
+                    f"/models/{first}/invocations", json=split_payload(), headers=staging
+                ).status_code
+                == 503
+            ),
+            4 * POLL + 5,
+        )
+        emptied = gateway.target_state(first, "Staging")
+        assert emptied["status"] == "empty" and emptied["version"] is None
+        assert gateway.get("/ping").status_code == 200  # Staging is optional
+        metrics = gateway.get("/metrics").text
+        loaded = metric_samples(metrics, "stageserve_loaded_version")
+        assert loaded[(("model", first), ("target", "Staging"))] == 0
+        assert loaded[(("model", first), ("target", "Production"))] == int(a1.version)
+        swaps = metric_samples(metrics, "stageserve_swaps_total")
+        assert swaps[(("model", first), ("result", "unloaded"), ("target", "Staging"))] == 1
+    finally:
+        gateway.stop()
+
+
+def test_alias_and_pinned_version_targets(mlflow_server, registry, model_name, tmp_path) -> None:
+    v1 = registry.register_ridge(model_name, ALL_FEATURES, alpha=1.0)
+    v2 = registry.register_ridge(model_name, ALL_FEATURES, alpha=0.1)
+    registry.set_alias(model_name, "champion", v1.version)
+    gateway = Gateway(
+        tmp_path, mlflow_server.uri, [model_name], "--poll-interval", str(POLL),
+        "--target", "@champion", "--target", v2.version,
+    ).start()  # fmt: skip
+    try:
+        default = gateway.post("/invocations", json=split_payload())
+        assert default.headers["X-Model-Target"] == "@champion"
+        assert default.headers["X-Model-Version"] == v1.version
+        pinned = gateway.post(
+            "/invocations", json=split_payload(), headers={"X-Model-Target": v2.version}
+        )
+        assert pinned.headers["X-Model-Target"] == v2.version
+        assert pinned.json()["predictions"][0] == pytest.approx(v2.expected())
+
+        moved_at = time.monotonic()
+        registry.set_alias(model_name, "champion", v2.version)  # no timestamp changes: content diff
+        assert wait_until(lambda: _answers(gateway, v2.version), 2 * POLL + 5)
+        assert time.monotonic() - moved_at < 2 * POLL + 5
+        champion = gateway.target_state(model_name, "@champion")
+        assert champion["version"] == int(v2.version) and champion["status"] == "ready"
+
+        registry.client.delete_registered_model_alias(model_name, "champion")
+        assert wait_until(lambda: gateway.get("/ping").status_code == 503, 2 * POLL + 5)
+        assert "@champion" in " ".join(gateway.get("/ping").json()["reasons"])
+    finally:
+        gateway.stop()
+
+
+def test_two_workers(mlflow_server, registry, model_name, tmp_path) -> None:
+    v1 = registry.register_ridge(model_name, ALL_FEATURES, alpha=1.0)
+    registry.transition(model_name, v1.version, "Production")
+    gateway = Gateway(
+        tmp_path, mlflow_server.uri, [model_name], "--poll-interval", str(POLL), "--workers", "2"
+    ).start()
+    try:
+        pids: set[int] = set()
+        assert wait_until(
+            lambda: (
+                pids.add(httpx.get(gateway.url + "/admin/models").json()["worker"]["pid"])
+                or len(pids) == 2
+            ),
+            60,
+        ), "requests on new connections never reached a second worker"
+        # Both workers must be ready before counting: readiness is per worker.
+        assert wait_until(
+            lambda: (
+                metric_samples(gateway.get("/metrics").text, "stageserve_target_ready")[
+                    (("model", model_name), ("target", "Production"))
+                ]
+                == 1
+            ),
+            60,
+        )
+        sent = 120
+        for _ in range(sent):  # a new connection each time spreads them over workers
+            assert httpx.post(gateway.url + "/invocations", json=split_payload()).status_code == 200
+        v2 = registry.register_ridge(model_name, ALL_FEATURES, alpha=0.1)
+        registry.transition(model_name, v2.version, "Production")
+        assert wait_until(lambda: _answers(gateway, v2.version), 30)
+        # Every worker swaps: within two polls, no new connection gets v1 any more.
+        time_limit = time.monotonic() + 2 * POLL + 5
+        streak = 0
+        while streak < 40:
+            assert time.monotonic() < time_limit, "a worker kept serving the old version"
+            r = httpx.post(gateway.url + "/invocations", json=split_payload())
+            streak = streak + 1 if r.headers["X-Model-Version"] == v2.version else 0
+        metrics = gateway.get("/metrics").text
+        requests = metric_samples(metrics, "stageserve_requests_total")
+        total = sum(
+            v
+            for k, v in requests.items()
+            if ("outcome", "success") in k and ("model", model_name) in k
+        )
+        assert total >= sent + 40 + 1
+        v1_count = requests[
+            (
+                ("model", model_name),
+                ("outcome", "success"),
+                ("target", "Production"),
+                ("version", v1.version),
+            )
+        ]
+        assert v1_count >= sent
+        loaded = metric_samples(metrics, "stageserve_loaded_version")
+        assert loaded[(("model", model_name), ("target", "Production"))] == int(v2.version)
+    finally:
+        gateway.stop()
