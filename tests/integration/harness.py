@@ -112,8 +112,10 @@ class MlflowServer:
             raise RuntimeError(f"mlflow server did not start:\n{_tail(self.log)}")
 
     def stop(self) -> None:
+        """Stop like an outage: uvicorn's graceful shutdown would wait on the gateway's
+        keep-alive connection, so it gets one second before the kill."""
         if self.proc is not None:
-            _stop_group(self.proc)
+            _stop_group(self.proc, timeout=1.0)
             self.proc = None
 
 
