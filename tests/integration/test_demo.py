@@ -1,0 +1,87 @@
+"""The README quickstart: `stageserve demo` seeds a SQLite registry and serves it; the
+README's promotion snippet swaps Production to version 2."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import warnings
+
+import httpx
+import pytest
+
+from tests.integration.harness import (
+    REPO_ROOT,
+    _stop_group,
+    _tail,
+    free_port,
+    split_payload,
+    wait_until,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def test_demo_serves_and_swaps(tmp_path) -> None:
+    port = free_port()
+    log = tmp_path / "demo.log"
+    registry_dir = tmp_path / "demo-registry"
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "service.cli",
+                "demo",
+                "--dir",
+                str(registry_dir),
+                "--port",
+                str(port),
+                "--poll-interval",
+                "0.5",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=REPO_ROOT,
+            env=dict(os.environ, STAGESERVE_MODEL_DIR=str(tmp_path / "models")),
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+
+        def ready() -> bool:
+            if proc.poll() is not None:
+                raise RuntimeError(_tail(log))
+            return httpx.get(url + "/ping").status_code == 200
+
+        assert wait_until(ready, 180, 0.2, reraise=RuntimeError), _tail(log)
+        production = httpx.post(url + "/invocations", json=split_payload())
+        staging = httpx.post(
+            url + "/invocations", json=split_payload(), headers={"X-Model-Target": "Staging"}
+        )
+        assert production.status_code == 200 and staging.status_code == 200
+        assert production.headers["X-Model-Name"] == "diabetes"
+        assert production.headers["X-Model-Version"] == "1"
+        assert staging.headers["X-Model-Version"] == "2"
+        assert production.json() != staging.json()
+
+        # The README's promotion snippet, against the same SQLite registry.
+        import mlflow
+
+        client = mlflow.MlflowClient(f"sqlite:///{registry_dir / 'mlflow.db'}")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            client.transition_model_version_stage("diabetes", "2", "Production")
+        assert wait_until(
+            lambda: (
+                httpx.post(url + "/invocations", json=split_payload()).headers["X-Model-Version"]
+                == "2"
+            ),
+            30,
+        ), _tail(log)
+        promoted = httpx.post(url + "/invocations", json=split_payload())
+        assert promoted.json() == staging.json()
+    finally:
+        _stop_group(proc)
+    assert (registry_dir / "mlflow.db").exists()
