@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.harness import MlflowServer, Registry
+from tests.integration.harness import TEST_ONLY_ENV, MlflowServer, Registry
+
+# MLflow's client retries 7 times with exponential backoff by default: a test talking
+# to a stopped server would hang for minutes instead of failing.
+for _key, _value in TEST_ONLY_ENV.items():
+    os.environ.setdefault(_key, _value)
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,13 @@ from typing import Any
 import httpx
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# Set for the test process only (see tests/conftest.py), never passed to the gateway,
+# which has its own retry policy.
+TEST_ONLY_ENV = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
 ALL_FEATURES = ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"]
 ROW = [0.04, 0.05, 0.06, 0.02, -0.04, -0.03, -0.04, 0.0, 0.02, -0.02]
 
@@ -140,9 +147,15 @@ class Registry:
         import mlflow
 
         self.uri = uri
-        mlflow.set_tracking_uri(uri)
-        mlflow.set_registry_uri(uri)
         self.client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+    def _use(self) -> None:
+        """Point MLflow's global URIs here: log_model and registration use them, and
+        another test's Registry may have pointed them at a server that is gone."""
+        import mlflow
+
+        mlflow.set_tracking_uri(self.uri)
+        mlflow.set_registry_uri(self.uri)
 
     def register_ridge(self, name: str, features: Sequence[str], alpha: float) -> Registered:
         import mlflow
@@ -152,7 +165,7 @@ class Registry:
         X, y = load_diabetes(return_X_y=True, as_frame=True)
         X = X[list(features)]
         model = Ridge(alpha=alpha).fit(X, y)
-        mlflow.set_tracking_uri(self.uri)
+        self._use()
         with mlflow.start_run():
             info = mlflow.sklearn.log_model(
                 model,
@@ -170,7 +183,7 @@ class Registry:
 
         path = tmp / f"{name}_model.py"
         path.write_text(code)
-        mlflow.set_tracking_uri(self.uri)
+        self._use()
         with mlflow.start_run():
             info = mlflow.pyfunc.log_model(
                 name="model",
@@ -225,7 +238,7 @@ class Gateway:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, wait_ready: bool = True, timeout: float = 120.0) -> Gateway:
-        env = dict(os.environ)
+        env = {k: v for k, v in os.environ.items() if k not in TEST_ONLY_ENV}
         env["PYTHONPATH"] = str(REPO_ROOT)
         env["STAGESERVE_MODEL_DIR"] = str(self.root / f"models-{self.port}")
         env.update(self.extra_env)
