@@ -26,7 +26,7 @@ def apply_client_defaults() -> None:
 
 
 class RegistryReader:
-    """Reads what the watcher needs from an MLflow registry."""
+    """Reads what the watcher needs from an MLflow registry, and writes policy tags."""
 
     def __init__(self, registry_uri: str | None) -> None:
         apply_client_defaults()
@@ -63,3 +63,17 @@ class RegistryReader:
                 return None
             raise
         return RegistryVersion.from_entity(mv)
+
+    def set_model_tag(self, model: str, key: str, value: str) -> None:
+        """Write a registered-model tag (the traffic policy lives in one)."""
+        self._client.set_registered_model_tag(model, key, value)
+
+    def delete_model_tag(self, model: str, key: str) -> None:
+        """Remove a registered-model tag; a tag that is already gone is fine."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self._client.delete_registered_model_tag(model, key)
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise

@@ -1,5 +1,5 @@
 """The ``stageserve`` command: ``serve`` runs the gateway, ``demo`` runs it on a local
-registry seeded with a demo model."""
+registry seeded with a demo model, ``traffic`` reads and writes traffic policies."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from service.config import ConfigError, Settings
+from service.traffic_cli import add_traffic_parser, run_traffic
 
 SERVICE_IMPORT = "service.bento_service:StageServe"
 
@@ -61,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--seed-only", action="store_true", help="seed the registry, do not serve")
     _add_serve_options(demo, demo=True)
+    add_traffic_parser(sub)
     return parser
 
 
@@ -146,6 +148,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         return run_gateway(serve_env(args, dict(os.environ)), args.host, args.port)
+    if args.command == "traffic":
+        registry_uri = (
+            args.registry_uri
+            or os.environ.get("STAGESERVE_REGISTRY_URI")
+            or os.environ.get("MLFLOW_TRACKING_URI")
+        )
+        return run_traffic(args, registry_uri)
     return run_demo(args)
 
 

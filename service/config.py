@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from registry_watcher.targets import DEFAULT_TARGETS, Target, parse_targets
 
@@ -43,6 +43,27 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("STAGESERVE_SMOKE_TEST", "true", "Smoke-test new versions with their input example."),
     Setting("STAGESERVE_MODEL_DIR", None, "Where downloaded versions live (default: a temp dir)."),
     Setting("STAGESERVE_LOG_LEVEL", "INFO", "Log level of stageserve's own loggers."),
+    Setting(
+        "STAGESERVE_ADMIN_TOKEN",
+        None,
+        "Bearer token for admin writes (traffic policy); unset: writes are off (403).",
+    ),
+    Setting(
+        "STAGESERVE_ROUTING_KEY_HEADER",
+        "X-Routing-Key",
+        "Request header whose value pins a caller to a target under a sticky policy.",
+    ),
+    Setting(
+        "STAGESERVE_SHADOW_RTOL",
+        "0.001",
+        "Relative tolerance for a shadow number to agree with the primary's.",
+    ),
+    Setting(
+        "STAGESERVE_SHADOW_ATOL",
+        "0.000001",
+        "Absolute tolerance for a shadow number to agree with the primary's.",
+    ),
+    Setting("STAGESERVE_SHADOW_QUEUE", "256", "Shadow requests waiting at most; more are dropped."),
 )
 
 
@@ -105,6 +126,11 @@ class Settings:
     smoke_test: bool
     model_dir: str | None
     log_level: str
+    admin_token: str | None = field(default=None, repr=False)  # never printed
+    routing_key_header: str = "x-routing-key"
+    shadow_rtol: float = 1e-3
+    shadow_atol: float = 1e-6
+    shadow_queue: int = 256
 
     @property
     def required_target(self) -> Target:
@@ -138,4 +164,9 @@ class Settings:
             smoke_test=_bool(env, "STAGESERVE_SMOKE_TEST"),
             model_dir=_get(env, "STAGESERVE_MODEL_DIR"),
             log_level=(_get(env, "STAGESERVE_LOG_LEVEL") or "INFO").upper(),
+            admin_token=_get(env, "STAGESERVE_ADMIN_TOKEN"),
+            routing_key_header=(_get(env, "STAGESERVE_ROUTING_KEY_HEADER") or "").lower(),
+            shadow_rtol=_float(env, "STAGESERVE_SHADOW_RTOL", 0.0),
+            shadow_atol=_float(env, "STAGESERVE_SHADOW_ATOL", 0.0),
+            shadow_queue=_int(env, "STAGESERVE_SHADOW_QUEUE", 1),
         )

@@ -8,7 +8,6 @@ checks and other requests are never stuck behind a slow model.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 
@@ -18,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from service.admin import admin_routes
 from service.errors import ServingError
 from service.routing import TARGET_HEADER
 from service.runtime import Gateway
@@ -64,6 +64,7 @@ def create_app(get_gateway: Callable[[], Gateway]) -> Starlette:
                 request.headers.get(TARGET_HEADER),
                 body,
                 request.headers.get("content-type"),
+                request.headers.get(gateway.settings.routing_key_header),
             )
         except ServingError as error:
             return error_response(error)
@@ -93,10 +94,6 @@ def create_app(get_gateway: Callable[[], Gateway]) -> Starlette:
 
         return Response(mlflow.__version__, media_type="text/plain")
 
-    async def admin_models(_: Request) -> Response:
-        state = get_gateway().state()
-        return Response(json.dumps(state, indent=2), media_type=JSON)
-
     return Starlette(
         routes=[
             Route("/invocations", invocations, methods=["POST"]),
@@ -104,6 +101,6 @@ def create_app(get_gateway: Callable[[], Gateway]) -> Starlette:
             Route("/ping", health, methods=["GET"]),
             Route("/health", health, methods=["GET"]),
             Route("/version", version, methods=["GET"]),
-            Route("/admin/models", admin_models, methods=["GET"]),
+            *admin_routes(get_gateway),
         ]
     )

@@ -34,6 +34,12 @@ class Metrics:
     registry_up: Any
     registry_last_success: Any
     registry_consecutive_failures: Any
+    traffic_weight: Any
+    traffic_configured_weight: Any
+    routing: Any
+    policy_valid: Any
+    policy_errors: Any
+    shadow: Any
 
 
 _metrics: Metrics | None = None
@@ -103,6 +109,40 @@ def _create() -> Metrics:
             "stageserve_registry_consecutive_failures",
             "Registry polls failed in a row (max over workers).",
             multiprocess_mode="livemax",
+        ),
+        traffic_weight=Gauge(
+            "stageserve_traffic_weight",
+            "Effective share of traffic per target (0-1): the policy's weights over the "
+            "targets that have a version loaded.",
+            ["model", "target"],
+            multiprocess_mode="livemax",
+        ),
+        traffic_configured_weight=Gauge(
+            "stageserve_traffic_configured_weight",
+            "Share of traffic the policy gives each target (0-1), loaded or not.",
+            ["model", "target"],
+            multiprocess_mode="livemax",
+        ),
+        routing=Counter(
+            "stageserve_routing_decisions_total",
+            "Successful predictions by how the target was chosen: random, sticky, override.",
+            ["model", "target", "how"],
+        ),
+        policy_valid=Gauge(
+            "stageserve_traffic_policy_valid",
+            "0 while the registry's policy tag is invalid and the last good policy serves.",
+            ["model"],
+            multiprocess_mode="livemin",
+        ),
+        policy_errors=Counter(
+            "stageserve_traffic_policy_errors_total",
+            "Invalid traffic policy tags read from the registry.",
+            ["model"],
+        ),
+        shadow=Counter(
+            "stageserve_shadow_requests_total",
+            "Mirrored requests by outcome: agree, disagree, error, dropped (queue full).",
+            ["model", "target", "shadow_target", "outcome"],
         ),
     )
 

@@ -1,9 +1,9 @@
-"""Which target answers a request. Pure: a function of the model's targets, what is
-loaded, and the request's ``X-Model-Target`` override.
+"""Requests that pin their target with ``X-Model-Target``. Pure: a function of the
+model's targets, what is loaded, and the header's text.
 
-Without an override the first configured target (``Production`` by default) answers.
-An override names a configured target (``Staging``, ``@champion``) or a version
-number that one of the targets is serving right now.
+An override names a configured target (``Staging``, ``@champion``) or a version number
+that one of the targets is serving right now. Requests without it follow the model's
+traffic policy (service/traffic.py).
 """
 
 from __future__ import annotations
@@ -30,17 +30,15 @@ def _valid(targets: tuple[Target, ...]) -> str:
     return ", ".join(t.text for t in targets)
 
 
-def choose(
+def pin(
     model: str,
     targets: tuple[Target, ...],
     loaded: Callable[[Target], V | None],
-    override: str | None,
+    override: str,
 ) -> Route[V]:
-    """Pick the target and the version that answers; raise a ServingError otherwise."""
-    if override is None:
-        target = targets[0]
-    else:
-        target = _resolve_override(model, targets, loaded, override)
+    """The target an ``X-Model-Target`` override names, and its version; a ServingError
+    when the text names no target of this model or the target has nothing loaded."""
+    target = _resolve_override(model, targets, loaded, override)
     version = loaded(target)
     if version is None:
         raise unavailable(

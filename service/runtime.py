@@ -11,15 +11,19 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from registry_watcher.policy import POLICY_TAG, TrafficPolicy
 from registry_watcher.reader import RegistryReader
-from registry_watcher.targets import Target
-from registry_watcher.watcher import PollResult, Reader, RegistryWatcher
-from service import routing
+from registry_watcher.state import DesiredState, StateDiff
+from registry_watcher.targets import Target, parse_target
+from registry_watcher.watcher import PollResult, RegistryWatcher
+from service import routing, traffic
 from service.config import Settings
-from service.errors import ServingError, bad_request, not_found
+from service.errors import ServingError, bad_request, not_found, unavailable
 from service.loader import LoadedVersion, VersionLoader
 from service.metrics import get_metrics
+from service.policies import ADMIN, PolicyBook, PolicyRecord
 from service.pool import Loader, ModelPool, PoolObserver
+from service.shadow import ShadowJob, ShadowMirror, Tolerance
 
 log = logging.getLogger("stageserve.runtime")
 
@@ -51,7 +55,7 @@ class Gateway:
     def __init__(
         self,
         settings: Settings,
-        reader: Reader | None = None,
+        registry: RegistryReader | None = None,
         loader: Loader | None = None,
     ) -> None:
         self.settings = settings
@@ -71,30 +75,42 @@ class Gateway:
             retry_cap_s=settings.max_backoff_s,
             observer=PoolObserver(on_swap=self._on_swap, on_target=self._on_target),
         )
+        self.registry = registry or RegistryReader(settings.registry_uri)
+        self.policies = PolicyBook(targets)
+        self.mirror = ShadowMirror(
+            self._run_shadow,
+            self._record_shadow,
+            Tolerance(settings.shadow_rtol, settings.shadow_atol),
+            settings.shadow_queue,
+        )
         self.watcher = RegistryWatcher(
-            reader or RegistryReader(settings.registry_uri),
+            self.registry,
             targets,
             poll_interval_s=settings.poll_interval_s,
             max_backoff_s=settings.max_backoff_s,
             registry_uri=settings.registry_uri,
             on_poll=self._on_poll,
         )
-        self.watcher.subscribe(lambda state, _diff: self.pool.apply(state))
+        self.watcher.subscribe(self._on_registry)
         for model, model_targets in targets.items():
             for target in model_targets:
                 self.metrics.loaded_version.labels(model, target.text).set(0)
                 self.metrics.target_ready.labels(model, target.text).set(0)
+            self.metrics.policy_valid.labels(model).set(1)
+            self._refresh_weights(model)
         self.metrics.registry_up.set(0)
 
     # --- lifecycle --------------------------------------------------------------------
 
     def start(self) -> None:
+        self.mirror.start()
         self.pool.start()
         self.watcher.start()
 
     def stop(self) -> None:
         self.watcher.stop()
         self.pool.stop()
+        self.mirror.stop()
 
     def is_ready(self) -> bool:
         return self.pool.is_ready()
@@ -112,9 +128,15 @@ class Gateway:
         )
 
     def invoke(
-        self, model: str, override: str | None, body: bytes, content_type: str | None
+        self,
+        model: str,
+        override: str | None,
+        body: bytes,
+        content_type: str | None,
+        routing_key: str | None = None,
     ) -> Answer:
-        """Answer one prediction request (runs in a worker thread). Records metrics."""
+        """Answer one prediction request (runs in a worker thread). Records metrics and
+        queues the shadow copy, if any, once the answer is ready."""
         started = time.perf_counter()
         targets = self.pool.targets(model)
         if not targets:
@@ -124,9 +146,8 @@ class Gateway:
         label_target, label_version = "", ""
         self.metrics.in_flight.labels(model).inc()
         try:
-            route = routing.choose(model, targets, lambda t: self.pool.get(model, t), override)
-            loaded: LoadedVersion = route.loaded
-            label_target, label_version = route.target.text, str(loaded.ref.version)
+            target, loaded, how, shadow = self._route(model, targets, override, routing_key)
+            label_target, label_version = target.text, str(loaded.ref.version)
             payload = loaded.invoke(body, content_type)
         except ServingError as exc:
             self.metrics.requests.labels(model, label_target, label_version, exc.outcome).inc()
@@ -137,7 +158,111 @@ class Gateway:
         self.metrics.request_duration.labels(model, label_target, label_version).observe(
             time.perf_counter() - started
         )
-        return Answer(payload, model, route.target, loaded.ref.version)
+        self.metrics.routing.labels(model, label_target, how).inc()
+        if shadow is not None:
+            self.mirror.submit(
+                ShadowJob(model, label_target, shadow.text, body, content_type, payload)
+            )
+        return Answer(payload, model, target, loaded.ref.version)
+
+    def _route(
+        self, model: str, targets: tuple[Target, ...], override: str | None, key: str | None
+    ) -> tuple[Target, LoadedVersion, str, Target | None]:
+        """(target, version, how, shadow target) for one request."""
+        if override is not None:
+            route = routing.pin(model, targets, lambda t: self.pool.get(model, t), override)
+            return route.target, route.loaded, "override", None
+        policy = self.policies.policy(model)
+        for _ in range(3):  # a target can be emptied between the decision and the lookup
+            try:
+                decision = traffic.decide(policy, self._available(model, targets), key)
+            except traffic.NoTargetAvailable as exc:
+                raise unavailable(f"Model {model!r}: {exc}") from None
+            loaded = self.pool.get(model, decision.target)
+            if loaded is not None:
+                return decision.target, loaded, decision.how, decision.shadow
+        raise unavailable(f"Model {model!r}: its targets keep changing; retry.")
+
+    def _available(self, model: str, targets: tuple[Target, ...]) -> frozenset[Target]:
+        return frozenset(t for t in targets if self.pool.get(model, t) is not None)
+
+    # --- traffic policy ---------------------------------------------------------------
+
+    def write_policy(self, model: str, policy: TrafficPolicy | None) -> PolicyRecord:
+        """Write (or with None, delete) the policy tag in the registry, then apply it here.
+
+        Nothing is applied when the registry write fails."""
+        try:
+            if policy is None:
+                self.registry.delete_model_tag(model, POLICY_TAG)
+            else:
+                self.registry.set_model_tag(model, POLICY_TAG, policy.to_json())
+        except Exception as exc:
+            raise ServingError(
+                503,
+                "TEMPORARILY_UNAVAILABLE",
+                f"Could not write the policy to the registry, nothing changed: {exc}",
+                outcome="unavailable",
+            ) from None
+        record = (
+            self.policies.reset(model)
+            if policy is None
+            else self.policies.set(model, policy, ADMIN)
+        )
+        self._refresh_weights(model)
+        self.watcher.refresh_now()
+        return record
+
+    def traffic_view(self, model: str) -> dict[str, Any]:
+        record = self.policies.get(model)
+        targets = self.pool.targets(model)
+        shares = traffic.effective_shares(record.policy, self._available(model, targets))
+        return {
+            "model": model,
+            "tag": POLICY_TAG,
+            "policy": record.policy.to_dict(),
+            "source": record.source,
+            "updated_at": _iso(record.updated_at),
+            "error": record.error,
+            "effective_shares": {t.text: round(shares.get(t, 0.0), 6) for t in targets},
+        }
+
+    def _refresh_weights(self, model: str) -> None:
+        policy = self.policies.policy(model)
+        targets = self.pool.targets(model)
+        shares = traffic.effective_shares(policy, self._available(model, targets))
+        configured = policy.shares()
+        for target in targets:
+            self.metrics.traffic_weight.labels(model, target.text).set(shares.get(target, 0.0))
+            self.metrics.traffic_configured_weight.labels(model, target.text).set(
+                configured.get(target, 0.0)
+            )
+
+    def _on_registry(self, state: DesiredState, diff: StateDiff) -> None:
+        self.pool.apply(state)
+        for model in diff.tag_changes:
+            model_state = state.models.get(model)
+            if model_state is None:
+                continue
+            record, changed = self.policies.from_tags(model, model_state.tags)
+            if record.error:
+                self.metrics.policy_errors.labels(model).inc()
+                log.error("%s: %s; keeping the last good policy", model, record.error)
+            self.metrics.policy_valid.labels(model).set(0 if record.error else 1)
+            if changed:
+                log.info("%s: traffic policy from the registry: %s", model, record.policy.to_json())
+            self._refresh_weights(model)
+
+    # --- shadow -----------------------------------------------------------------------
+
+    def _run_shadow(self, job: ShadowJob) -> bytes:
+        loaded = self.pool.get(job.model, parse_target(job.shadow_target))
+        if loaded is None:
+            raise RuntimeError(f"shadow target {job.shadow_target} has no version loaded")
+        return loaded.invoke(job.body, job.content_type)
+
+    def _record_shadow(self, job: ShadowJob, outcome: str) -> None:
+        self.metrics.shadow.labels(job.model, job.primary_target, job.shadow_target, outcome).inc()
 
     # --- observers --------------------------------------------------------------------
 
@@ -147,6 +272,7 @@ class Gateway:
             self.metrics.load_duration.labels(model).observe(seconds)
 
     def _on_target(self, model: str, target: Target, loaded: LoadedVersion | None) -> None:
+        self._refresh_weights(model)
         self.metrics.loaded_version.labels(model, target.text).set(
             loaded.ref.version if loaded else 0
         )
@@ -187,6 +313,8 @@ class Gateway:
             models.setdefault(slot.model, {"name": slot.model, "targets": []})["targets"].append(
                 entry
             )
+        for name, entry in models.items():
+            entry["traffic"] = self.traffic_view(name)
         status = self.watcher.status
         watcher = status.as_dict()
         watcher["last_success_at"] = _iso(status.last_success_at)

@@ -1,4 +1,4 @@
-"""service.routing.choose: which target answers a request."""
+"""service.routing.pin: the target an X-Model-Target override names."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from registry_watcher.state import VersionRef
 from registry_watcher.targets import Target, parse_target
 from service.errors import ServingError
-from service.routing import TARGET_HEADER, Route, choose
+from service.routing import TARGET_HEADER, Route, pin
 
 PROD = parse_target("Production")
 STAGING = parse_target("Staging")
@@ -35,11 +35,11 @@ def loaded_map(**versions: int | None) -> dict[Target, Loaded | None]:
 ALL = loaded_map(prod=3, staging=4, champ=5, v7=7)
 
 
-def pick(override: str | None, loaded: dict[Target, Loaded | None] = ALL) -> Route[Loaded]:
-    return choose("m", TARGETS, loaded.get, override)
+def pick(override: str, loaded: dict[Target, Loaded | None] = ALL) -> Route[Loaded]:
+    return pin("m", TARGETS, loaded.get, override)
 
 
-def error_of(override: str | None, loaded: dict[Target, Loaded | None] = ALL) -> ServingError:
+def error_of(override: str, loaded: dict[Target, Loaded | None] = ALL) -> ServingError:
     with pytest.raises(ServingError) as info:
         pick(override, loaded)
     body = json.loads(info.value.body())
@@ -50,19 +50,6 @@ def error_of(override: str | None, loaded: dict[Target, Loaded | None] = ALL) ->
 
 def test_header_name_is_lowercase() -> None:
     assert TARGET_HEADER == "x-model-target"
-
-
-def test_no_override_goes_to_the_first_target() -> None:
-    route = pick(None)
-    assert route.target == PROD
-    assert route.loaded is ALL[PROD]
-    assert route.loaded.ref.version == 3
-
-
-def test_first_target_is_whatever_is_configured_first() -> None:
-    route = choose("m", (CHAMP, PROD), ALL.get, None)
-    assert route.target == CHAMP
-    assert route.loaded is ALL[CHAMP]
 
 
 @pytest.mark.parametrize(
@@ -93,7 +80,7 @@ def test_override_with_a_version_number_a_target_serves(override: str, target: T
 def test_version_override_prefers_the_first_target_serving_it() -> None:
     loaded = loaded_map(prod=3, staging=3, champ=3, v7=7)
     assert pick("3", loaded).target == PROD
-    assert choose("m", (STAGING, PROD), loaded.get, "3").target == STAGING
+    assert pin("m", (STAGING, PROD), loaded.get, "3").target == STAGING
 
 
 def test_version_override_with_leading_zeros() -> None:
@@ -147,16 +134,6 @@ def test_huge_override_is_truncated_in_the_message() -> None:
     assert len(error.message) < 2100
 
 
-def test_default_target_with_nothing_loaded_is_a_503() -> None:
-    loaded = loaded_map(prod=None, staging=4, champ=5, v7=7)
-    error = error_of(None, loaded)
-    assert error.status == 503
-    assert error.error_code == "TEMPORARILY_UNAVAILABLE"
-    assert error.outcome == "unavailable"
-    assert "Production" in error.message
-    assert "Production, Staging, @champion, 7" in error.message
-
-
 def test_override_to_a_target_with_nothing_loaded_is_a_503() -> None:
     loaded = loaded_map(prod=3, staging=None, champ=5, v7=7)
     error = error_of("Staging", loaded)
@@ -177,8 +154,5 @@ def test_loaded_is_asked_only_for_what_is_needed() -> None:
         asked.append(target)
         return ALL.get(target)
 
-    choose("m", TARGETS, loaded, None)
-    assert asked == [PROD]
-    asked.clear()
-    choose("m", TARGETS, loaded, "@champion")
+    pin("m", TARGETS, loaded, "@champion")
     assert asked == [CHAMP]

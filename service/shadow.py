@@ -1,0 +1,145 @@
+"""Shadow (mirror) traffic: replay a share of requests on another target, compare, forget.
+
+The primary answer is computed and sent first; the mirror is a job on a bounded queue,
+run by one background thread, so a slow or broken shadow model can never delay or fail
+the answer a client gets. When the queue is full the job is dropped and counted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger("stageserve.shadow")
+
+AGREE = "agree"
+DISAGREE = "disagree"
+ERROR = "error"
+DROPPED = "dropped"
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Numbers agree when ``|a - b| <= atol + rtol * |b|`` (numpy.isclose's rule)."""
+
+    rtol: float = 1e-3
+    atol: float = 1e-6
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def predictions_agree(primary: Any, shadow: Any, tolerance: Tolerance = Tolerance()) -> bool:
+    """Structural comparison of two decoded prediction payloads.
+
+    Labels (strings, booleans, None) must be equal; numbers must be within the
+    tolerance; lists and objects must have the same shape and agree element-wise.
+    """
+    if _is_number(primary) and _is_number(shadow):
+        a, b = float(primary), float(shadow)
+        if math.isnan(a) or math.isnan(b):
+            return math.isnan(a) and math.isnan(b)
+        return abs(a - b) <= tolerance.atol + tolerance.rtol * abs(b)
+    if isinstance(primary, list) and isinstance(shadow, list):
+        return len(primary) == len(shadow) and all(
+            predictions_agree(p, s, tolerance) for p, s in zip(primary, shadow, strict=True)
+        )
+    if isinstance(primary, dict) and isinstance(shadow, dict):
+        return primary.keys() == shadow.keys() and all(
+            predictions_agree(primary[k], shadow[k], tolerance) for k in primary
+        )
+    return type(primary) is type(shadow) and primary == shadow
+
+
+def compare_payloads(primary: bytes, shadow: bytes, tolerance: Tolerance = Tolerance()) -> str:
+    """AGREE or DISAGREE for two JSON answer bodies."""
+    return (
+        AGREE if predictions_agree(json.loads(primary), json.loads(shadow), tolerance) else DISAGREE
+    )
+
+
+@dataclass(frozen=True)
+class ShadowJob:
+    model: str
+    primary_target: str
+    shadow_target: str
+    body: bytes
+    content_type: str | None
+    primary_answer: bytes
+
+
+class ShadowMirror:
+    """Runs shadow jobs off the request path.
+
+    ``run_job`` returns the shadow's answer body (or raises); ``record`` receives
+    (job, outcome) for every job, dropped ones included.
+    """
+
+    def __init__(
+        self,
+        run_job: Callable[[ShadowJob], bytes],
+        record: Callable[[ShadowJob, str], None],
+        tolerance: Tolerance = Tolerance(),
+        max_queue: int = 256,
+    ) -> None:
+        self._run_job = run_job
+        self._record = record
+        self._tolerance = tolerance
+        self._queue: queue.Queue[ShadowJob] = queue.Queue(maxsize=max_queue)
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, job: ShadowJob) -> bool:
+        """Queue a job without ever blocking; False (and counted) when the queue is full."""
+        try:
+            self._queue.put_nowait(job)
+        except queue.Full:
+            self._record(job, DROPPED)
+            return False
+        return True
+
+    def run_one(self, job: ShadowJob) -> str:
+        try:
+            answer = self._run_job(job)
+            outcome = compare_payloads(job.primary_answer, answer, self._tolerance)
+        except Exception as exc:
+            log.debug("shadow request to %s %s failed: %s", job.model, job.shadow_target, exc)
+            outcome = ERROR
+        self._record(job, outcome)
+        return outcome
+
+    def drain(self) -> None:
+        """Run every queued job now, in this thread (tests and shutdown)."""
+        while True:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            self.run_one(job)
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="shadow-mirror", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop after the job in hand; queued shadow jobs are abandoned (never awaited)."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                job = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            self.run_one(job)

@@ -1,0 +1,141 @@
+"""``stageserve traffic show|set|clear``: read and write a model's traffic policy tag in
+the registry directly, so it works with no gateway running. Running gateways apply
+the change at their next poll."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from registry_watcher.policy import (
+    POLICY_TAG,
+    PolicyError,
+    TrafficPolicy,
+    parse_policy,
+    policy_from_dict,
+)
+from registry_watcher.targets import TargetKind
+
+
+def add_traffic_parser(sub: Any) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--registry-uri", default=None, help="registry URI (default: $MLFLOW_TRACKING_URI)"
+    )
+    traffic = sub.add_parser("traffic", help="show, set or clear a model's traffic policy")
+    actions = traffic.add_subparsers(dest="action", required=True)
+    show = actions.add_parser("show", help="print the policy", parents=[common])
+    show.add_argument("name")
+    set_ = actions.add_parser(
+        "set", help="write a policy, e.g. Production=90 Staging=10", parents=[common]
+    )
+    set_.add_argument("name")
+    set_.add_argument("weights", nargs="+", metavar="TARGET=WEIGHT")
+    set_.add_argument("--shadow", metavar="TARGET:PERCENT", help="mirror a share, e.g. Staging:25")
+    set_.add_argument("--sticky", action="store_true", help="route by the X-Routing-Key header")
+    clear = actions.add_parser(
+        "clear", help="remove the policy (all traffic to the first target)", parents=[common]
+    )
+    clear.add_argument("name")
+
+
+def policy_from_args(weights: list[str], shadow: str | None, sticky: bool) -> TrafficPolicy:
+    """Build and validate a policy from ``TARGET=WEIGHT`` words (same rules as the API)."""
+    document: dict[str, Any] = {"weights": {}, "sticky": sticky}
+    for word in weights:
+        target, sep, value = word.rpartition("=")
+        if not sep or not target:
+            raise PolicyError(f"{word!r}: write TARGET=WEIGHT, e.g. Production=90")
+        if target in document["weights"]:
+            raise PolicyError(f"weights: {target} is given twice")
+        document["weights"][target] = _number(value, f"weights.{target}")
+    if shadow:
+        target, sep, value = shadow.rpartition(":")
+        if not sep or not target:
+            raise PolicyError(f"--shadow {shadow!r}: write TARGET:PERCENT, e.g. Staging:25")
+        document["shadow"] = {"target": target, "percent": _number(value, "shadow.percent")}
+    return policy_from_dict(document)
+
+
+def _number(text: str, field: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise PolicyError(f"{field}: {text!r} is not a number") from None
+    return int(value) if value.is_integer() else value
+
+
+def registered_model(client: Any, name: str) -> Any:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_registered_model(name)
+    except MlflowException as exc:
+        raise PolicyError(f"model {name!r}: {exc.message}") from None
+
+
+def check_against_registry(client: Any, model: Any, policy: TrafficPolicy) -> None:
+    """The aliases and versions a policy names must exist on the model."""
+    from mlflow.exceptions import MlflowException
+
+    aliases = model.aliases or {}
+    targets = list(policy.targets()) + ([policy.shadow.target] if policy.shadow else [])
+    for target in targets:
+        if target.kind is TargetKind.ALIAS and target.value not in aliases:
+            known = ", ".join(f"@{a}" for a in sorted(aliases)) or "none"
+            raise PolicyError(
+                f"{target.text}: model {model.name!r} has no such alias (aliases: {known})"
+            )
+        if target.kind is TargetKind.VERSION:
+            try:
+                client.get_model_version(model.name, target.value)
+            except MlflowException:
+                raise PolicyError(
+                    f"{target.text}: model {model.name!r} has no version {target.value}"
+                ) from None
+
+
+def run_traffic(args: argparse.Namespace, registry_uri: str | None) -> int:
+    from mlflow import MlflowClient
+
+    if not registry_uri:
+        _say("no registry: set MLFLOW_TRACKING_URI or pass --registry-uri")
+        return 2
+    client = MlflowClient(tracking_uri=registry_uri, registry_uri=registry_uri)
+    try:
+        model = registered_model(client, args.name)
+        tags = dict(model.tags or {})
+        if args.action == "set":
+            policy = policy_from_args(args.weights, args.shadow, args.sticky)
+            check_against_registry(client, model, policy)
+            client.set_registered_model_tag(args.name, POLICY_TAG, policy.to_json())
+            print(json.dumps(policy.to_dict(), indent=2))
+            _say(f"traffic policy of {args.name} written; gateways apply it at their next poll")
+            return 0
+        if args.action == "clear":
+            if POLICY_TAG in tags:
+                client.delete_registered_model_tag(args.name, POLICY_TAG)
+            _say(f"traffic policy of {args.name} cleared: all traffic to the first target")
+            return 0
+        return _show(tags.get(POLICY_TAG))
+    except PolicyError as exc:
+        _say(f"invalid traffic policy: {exc}")
+        return 2
+
+
+def _say(message: str) -> None:
+    print(f"stageserve: {message}", file=sys.stderr)
+
+
+def _show(value: str | None) -> int:
+    if value is None:
+        print(json.dumps({"policy": None, "note": "no policy: all traffic to the first target"}))
+        return 0
+    try:
+        print(json.dumps({"policy": parse_policy(value).to_dict()}, indent=2))
+    except PolicyError as exc:
+        print(json.dumps({"policy": None, "invalid_tag": value, "error": str(exc)}, indent=2))
+        return 1
+    return 0
