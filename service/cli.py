@@ -1,16 +1,19 @@
 """The ``stageserve`` command: ``serve`` runs the gateway, ``demo`` runs it on a local
-registry seeded with a demo model, ``traffic`` reads and writes traffic policies."""
+registry seeded with a demo model, ``traffic`` reads and writes traffic policies,
+``webhooks`` registers the MLflow webhook."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from service.config import ConfigError, Settings
 from service.traffic_cli import add_traffic_parser, run_traffic
+from service.webhooks_cli import add_webhooks_parser, run_webhooks
 
 SERVICE_IMPORT = "service.bento_service:StageServe"
 
@@ -63,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed-only", action="store_true", help="seed the registry, do not serve")
     _add_serve_options(demo, demo=True)
     add_traffic_parser(sub)
+    add_webhooks_parser(sub)
     return parser
 
 
@@ -102,6 +106,13 @@ def run_gateway(env: dict[str, str], host: str, port: int) -> int:
     repo_root = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (repo_root, env.get("PYTHONPATH")) if p)
     env.setdefault("BENTOML_DO_NOT_TRACK", "true")
+    # One folder for all workers of this gateway: webhook fan-out and replay ids.
+    runtime_dir = env.setdefault(
+        "STAGESERVE_RUNTIME_DIR", tempfile.mkdtemp(prefix="stageserve-run-")
+    )
+    # BentoML keeps Prometheus multiprocess files in $BENTOML_HOME and wipes them when a
+    # server starts: a second gateway on the same host would erase this one's metrics.
+    env.setdefault("BENTOML_HOME", os.path.join(runtime_dir, "bentoml"))
     command = [
         sys.executable, "-m", "bentoml", "serve", SERVICE_IMPORT,
         "--host", host, "--port", str(port), "--working-dir", repo_root,
@@ -148,13 +159,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         return run_gateway(serve_env(args, dict(os.environ)), args.host, args.port)
-    if args.command == "traffic":
+    if args.command in ("traffic", "webhooks"):
         registry_uri = (
             args.registry_uri
             or os.environ.get("STAGESERVE_REGISTRY_URI")
             or os.environ.get("MLFLOW_TRACKING_URI")
         )
-        return run_traffic(args, registry_uri)
+        if args.command == "traffic":
+            return run_traffic(args, registry_uri)
+        return run_webhooks(args, registry_uri, os.environ.get("STAGESERVE_WEBHOOK_SECRET"))
     return run_demo(args)
 
 
