@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 
 import bentoml
 
 from service.config import Settings
 from service.http_app import create_app
 from service.runtime import Gateway
+
+# Under plain `bentoml serve`, the supervisor imports this module before it starts the
+# workers, which inherit this folder (stageserve serve sets it itself).
+os.environ.setdefault("STAGESERVE_RUNTIME_DIR", tempfile.mkdtemp(prefix="stageserve-run-"))
 
 _gateway: Gateway | None = None
 

@@ -64,6 +64,21 @@ SETTINGS: tuple[Setting, ...] = (
         "Absolute tolerance for a shadow number to agree with the primary's.",
     ),
     Setting("STAGESERVE_SHADOW_QUEUE", "256", "Shadow requests waiting at most; more are dropped."),
+    Setting(
+        "STAGESERVE_WEBHOOK_SECRET",
+        None,
+        "Secret of the MLflow webhook; unset: POST /webhooks/mlflow is off (404).",
+    ),
+    Setting(
+        "STAGESERVE_WEBHOOK_TOLERANCE",
+        "300",
+        "Seconds a webhook's timestamp may be away from now before it is refused as stale.",
+    ),
+    Setting(
+        "STAGESERVE_RUNTIME_DIR",
+        None,
+        "Folder the workers share (webhook fan-out, replay ids); made by stageserve serve.",
+    ),
 )
 
 
@@ -131,6 +146,9 @@ class Settings:
     shadow_rtol: float = 1e-3
     shadow_atol: float = 1e-6
     shadow_queue: int = 256
+    webhook_secret: str | None = field(default=None, repr=False)  # never printed
+    webhook_tolerance_s: float = 300.0
+    runtime_dir: str | None = None
 
     @property
     def required_target(self) -> Target:
@@ -169,4 +187,7 @@ class Settings:
             shadow_rtol=_float(env, "STAGESERVE_SHADOW_RTOL", 0.0),
             shadow_atol=_float(env, "STAGESERVE_SHADOW_ATOL", 0.0),
             shadow_queue=_int(env, "STAGESERVE_SHADOW_QUEUE", 1),
+            webhook_secret=_get(env, "STAGESERVE_WEBHOOK_SECRET"),
+            webhook_tolerance_s=_float(env, "STAGESERVE_WEBHOOK_TOLERANCE", 1.0),
+            runtime_dir=_get(env, "STAGESERVE_RUNTIME_DIR"),
         )

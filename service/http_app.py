@@ -21,6 +21,7 @@ from service.admin import admin_routes
 from service.errors import ServingError
 from service.routing import TARGET_HEADER
 from service.runtime import Gateway
+from service.webhooks import webhook_routes
 
 log = logging.getLogger("stageserve.http")
 
@@ -102,5 +103,6 @@ def create_app(get_gateway: Callable[[], Gateway]) -> Starlette:
             Route("/health", health, methods=["GET"]),
             Route("/version", version, methods=["GET"]),
             *admin_routes(get_gateway),
+            *webhook_routes(get_gateway),
         ]
     )

@@ -40,6 +40,9 @@ class Metrics:
     policy_valid: Any
     policy_errors: Any
     shadow: Any
+    webhooks: Any
+    webhook_refreshes: Any
+    webhook_to_serving: Any
 
 
 _metrics: Metrics | None = None
@@ -143,6 +146,23 @@ def _create() -> Metrics:
             "stageserve_shadow_requests_total",
             "Mirrored requests by outcome: agree, disagree, error, dropped (queue full).",
             ["model", "target", "shadow_target", "outcome"],
+        ),
+        webhooks=Counter(
+            "stageserve_webhooks_total",
+            "MLflow webhook deliveries by outcome: accepted, bad_signature, stale, replay, "
+            "malformed, disabled.",
+            ["outcome"],
+        ),
+        webhook_refreshes=Counter(
+            "stageserve_webhook_refreshes_total",
+            "Immediate registry reads triggered by a webhook, on this worker or relayed "
+            "from another (source: webhook, relay).",
+            ["source"],
+        ),
+        webhook_to_serving=Histogram(
+            "stageserve_webhook_to_serving_seconds",
+            "Time from a webhook (or its relay) to the new version serving on a worker.",
+            buckets=(0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0),
         ),
     )
 

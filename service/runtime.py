@@ -16,11 +16,13 @@ from registry_watcher.reader import RegistryReader
 from registry_watcher.state import DesiredState, StateDiff
 from registry_watcher.targets import Target, parse_target
 from registry_watcher.watcher import PollResult, RegistryWatcher
+from registry_watcher.webhook import ACCEPTED, Verdict
 from service import routing, traffic
 from service.config import Settings
 from service.errors import ServingError, bad_request, not_found, unavailable
 from service.loader import LoadedVersion, VersionLoader
 from service.metrics import get_metrics
+from service.nudge import WorkerNudge
 from service.policies import ADMIN, PolicyBook, PolicyRecord
 from service.pool import Loader, ModelPool, PoolObserver
 from service.shadow import ShadowJob, ShadowMirror, Tolerance
@@ -92,6 +94,10 @@ class Gateway:
             on_poll=self._on_poll,
         )
         self.watcher.subscribe(self._on_registry)
+        self.nudge = (
+            WorkerNudge(settings.runtime_dir, self._on_relay) if settings.runtime_dir else None
+        )
+        self._refresh_asked_at: float | None = None
         for model, model_targets in targets.items():
             for target in model_targets:
                 self.metrics.loaded_version.labels(model, target.text).set(0)
@@ -103,6 +109,8 @@ class Gateway:
     # --- lifecycle --------------------------------------------------------------------
 
     def start(self) -> None:
+        if self.nudge is not None:
+            self.nudge.start()
         self.mirror.start()
         self.pool.start()
         self.watcher.start()
@@ -111,6 +119,8 @@ class Gateway:
         self.watcher.stop()
         self.pool.stop()
         self.mirror.stop()
+        if self.nudge is not None:
+            self.nudge.stop()
 
     def is_ready(self) -> bool:
         return self.pool.is_ready()
@@ -253,6 +263,31 @@ class Gateway:
                 log.info("%s: traffic policy from the registry: %s", model, record.policy.to_json())
             self._refresh_weights(model)
 
+    # --- webhooks ---------------------------------------------------------------------
+
+    def webhook_outcome(self, outcome: str) -> None:
+        self.metrics.webhooks.labels(outcome).inc()
+
+    def webhook_received(self, verdict: Verdict) -> None:
+        """A delivery was checked: on acceptance, read the registry now, on every worker."""
+        self.webhook_outcome(verdict.outcome)
+        if verdict.outcome != ACCEPTED:
+            log.warning("webhook refused (%s): %s", verdict.outcome, verdict.message)
+            return
+        if verdict.model is not None and verdict.model not in self.pool.models():
+            return  # about a model this gateway does not serve
+        self._refresh(source="webhook")
+        if self.nudge is not None:
+            self.nudge.broadcast()
+
+    def _on_relay(self) -> None:
+        self._refresh(source="relay")
+
+    def _refresh(self, source: str) -> None:
+        self._refresh_asked_at = time.monotonic()
+        self.metrics.webhook_refreshes.labels(source).inc()
+        self.watcher.refresh_now()
+
     # --- shadow -----------------------------------------------------------------------
 
     def _run_shadow(self, job: ShadowJob) -> bytes:
@@ -268,6 +303,12 @@ class Gateway:
 
     def _on_swap(self, model: str, target: Target, result: str, seconds: float) -> None:
         self.metrics.swaps.labels(model, target.text, result).inc()
+        asked_at = self._refresh_asked_at
+        if result == "success" and asked_at is not None:
+            self._refresh_asked_at = None
+            waited = time.monotonic() - asked_at
+            if waited < 60:  # a swap long after the webhook was not caused by it
+                self.metrics.webhook_to_serving.observe(waited)
         if result == "success" and seconds > 0:
             self.metrics.load_duration.labels(model).observe(seconds)
 

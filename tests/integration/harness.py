@@ -82,6 +82,17 @@ def _tail(path: Path, lines: int = 60) -> str:
         return ""
 
 
+# What an MLflow server needs to deliver webhooks to a gateway on 127.0.0.1 (the README
+# says the same to users). A short webhook cache TTL makes a webhook registered during a
+# test receive events at once (MLflow caches the webhook list per event, 60 s default).
+WEBHOOK_SERVER_ENV = {
+    "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
+    "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
+    "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": "0gO0Bn7hX0xPWeW3rBDUYBLUvjfbW5dlZb1-IM8uzGk=",
+    "MLFLOW_WEBHOOK_CACHE_TTL": "1",
+}
+
+
 class MlflowServer:
     """`mlflow server` with a SQLite backend and a local artifact root; restartable."""
 
@@ -109,7 +120,11 @@ class MlflowServer:
         ]  # fmt: skip
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env={**os.environ, **WEBHOOK_SERVER_ENV},
             )
         ok = wait_until(
             lambda: httpx.get(f"{self.uri}/health", timeout=1).status_code == 200, timeout, 0.2

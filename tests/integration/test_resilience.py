@@ -13,7 +13,6 @@ from tests.integration.harness import (
     ALL_FEATURES,
     ROW,
     Gateway,
-    MlflowServer,
     metric_samples,
     split_payload,
     wait_until,
@@ -64,27 +63,23 @@ def _answers(gateway: Gateway, version: str, **headers: str) -> bool:
     return r.status_code == 200 and r.headers["X-Model-Version"] == version
 
 
-def test_registry_outage_keeps_serving(tmp_path, model_name) -> None:
-    from tests.integration.harness import Registry
-
-    server = MlflowServer(tmp_path / "registry")
-    server.start()
-    gateway = None
+def test_registry_outage_keeps_serving(mlflow_server, registry, tmp_path, model_name) -> None:
+    """Uses the session's registry server: stops it, and always starts it again."""
+    v1 = registry.register_ridge(model_name, ALL_FEATURES, alpha=1.0)
+    registry.transition(model_name, v1.version, "Production")
+    gateway = Gateway(
+        tmp_path, mlflow_server.uri, [model_name], "--poll-interval", str(POLL),
+        env={"STAGESERVE_MAX_BACKOFF": "2"},
+    ).start()  # fmt: skip
     try:
-        registry = Registry(server.uri)
-        v1 = registry.register_ridge(model_name, ALL_FEATURES, alpha=1.0)
-        registry.transition(model_name, v1.version, "Production")
-        gateway = Gateway(
-            tmp_path, server.uri, [model_name], "--poll-interval", str(POLL),
-            env={"STAGESERVE_MAX_BACKOFF": "2"},
-        ).start()  # fmt: skip
         with Load(gateway.url) as load:
-            server.stop()
+            mlflow_server.stop()
+            before_outage = len(load.results)
             assert wait_until(lambda: gateway.state()["watcher"]["consecutive_failures"] >= 3, 30)
             during = gateway.state()
             metrics = gateway.get("/metrics").text
-            served_during_outage = len(load.results)
-            server.start()
+            served_during_outage = len(load.results) - before_outage
+            mlflow_server.start()
             assert wait_until(lambda: gateway.state()["watcher"]["reachable"] is True, 30)
             v2 = registry.register_ridge(model_name, ALL_FEATURES, alpha=0.1)
             registry.transition(model_name, v2.version, "Production")
@@ -100,9 +95,9 @@ def test_registry_outage_keeps_serving(tmp_path, model_name) -> None:
         polls = metric_samples(metrics, "stageserve_registry_polls_total")
         assert polls[(("outcome", "error"),)] >= 3
     finally:
-        if gateway is not None:
-            gateway.stop()
-        server.stop()
+        gateway.stop()
+        if mlflow_server.proc is None:
+            mlflow_server.start()
 
 
 RAISING_MODEL = """

@@ -297,3 +297,15 @@ def test_health_version_and_metrics(served) -> None:
     assert "stageserve_registry_up 1.0" in metrics
     assert "stageserve_requests_total" in metrics
     assert "bentoml_" in metrics  # BentoML's own metrics are still there
+
+
+def test_write_endpoints_are_off_without_their_secrets(served) -> None:
+    """This gateway runs without STAGESERVE_WEBHOOK_SECRET and STAGESERVE_ADMIN_TOKEN."""
+    v1, gateway, _ = served
+    webhook = gateway.post("/webhooks/mlflow", content=b"{}")
+    assert webhook.status_code == 404
+    assert "STAGESERVE_WEBHOOK_SECRET" in webhook.json()["message"]
+    policy = {"weights": {"Production": 1}}
+    admin = httpx.put(f"{gateway.url}/admin/models/{v1.name}/traffic", json=policy)
+    assert admin.status_code == 403
+    assert "STAGESERVE_ADMIN_TOKEN" in admin.json()["message"]

@@ -362,7 +362,11 @@ def test_shadow_never_slows_the_primary(setup: Setup) -> None:
         samples = metric_samples(g.get("/metrics").text, "stageserve_shadow_requests_total")
         return {dict(k)["outcome"]: v for k, v in samples.items() if dict(k)["model"] == model}
 
-    assert wait_until(lambda: sum(outcomes().values()) == 60, 10), outcomes()
+    assert wait_until(lambda: sum(outcomes().values()) == 60, 10), (
+        outcomes(),
+        [line for line in g.get("/metrics").text.splitlines() if "shadow" in line],
+        view(g, model),
+    )
     seen = outcomes()
     assert seen.get("disagree", 0) >= 1  # compared: a constant 1.0 vs a Ridge regression
     assert seen.get("dropped", 0) >= 1  # the queue holds 4; the rest is dropped and counted

@@ -1,0 +1,107 @@
+"""``stageserve webhooks register|list``: set up the MLflow webhook that tells gateways
+to read the registry at once. Registering is idempotent: the webhook is found by name
+and updated, or created."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from registry_watcher.webhook import EVENTS
+
+DEFAULT_NAME = "stageserve"
+
+
+def add_webhooks_parser(sub: Any) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--registry-uri", default=None, help="registry URI (default: $MLFLOW_TRACKING_URI)"
+    )
+    webhooks = sub.add_parser("webhooks", help="register or list the MLflow webhook")
+    actions = webhooks.add_subparsers(dest="action", required=True)
+    register = actions.add_parser(
+        "register", help="create or update the webhook for a gateway URL", parents=[common]
+    )
+    register.add_argument("--url", required=True, help="e.g. http://gateway:3000/webhooks/mlflow")
+    register.add_argument(
+        "--secret", default=None, help="signing secret (default: $STAGESERVE_WEBHOOK_SECRET)"
+    )
+    register.add_argument("--name", default=DEFAULT_NAME, help=f"webhook name ({DEFAULT_NAME})")
+    actions.add_parser("list", help="list the registry's webhooks", parents=[common])
+
+
+def _describe(webhook: Any) -> dict[str, Any]:
+    return {
+        "id": webhook.webhook_id,
+        "name": webhook.name,
+        "url": webhook.url,
+        "events": sorted(str(e) for e in webhook.events),
+        "status": str(webhook.status),
+    }
+
+
+def _all_webhooks(client: Any) -> list[Any]:
+    found: list[Any] = []
+    token = None
+    while True:
+        page = client.list_webhooks(max_results=100, page_token=token)
+        found.extend(page)
+        token = page.token
+        if not token:
+            return found
+
+
+def register(client: Any, name: str, url: str, secret: str) -> tuple[str, Any]:
+    """Create the webhook, or bring the one with this name up to date."""
+    existing = [w for w in _all_webhooks(client) if w.name == name]
+    if existing:
+        webhook = client.update_webhook(
+            existing[0].webhook_id,
+            url=url,
+            events=list(EVENTS),
+            secret=secret,
+            status="ACTIVE",
+        )
+        return "updated", webhook
+    webhook = client.create_webhook(
+        name=name,
+        url=url,
+        events=list(EVENTS),
+        secret=secret,
+        description="stageserve: read the registry now",
+    )
+    return "created", webhook
+
+
+def run_webhooks(args: argparse.Namespace, registry_uri: str | None, env_secret: str | None) -> int:
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    if not registry_uri:
+        print(
+            "stageserve: no registry: set MLFLOW_TRACKING_URI or pass --registry-uri",
+            file=sys.stderr,
+        )
+        return 2
+    client = MlflowClient(tracking_uri=registry_uri, registry_uri=registry_uri)
+    try:
+        if args.action == "list":
+            print(json.dumps([_describe(w) for w in _all_webhooks(client)], indent=2))
+            return 0
+        secret = args.secret or env_secret
+        if not secret:
+            print(
+                "stageserve: a signing secret is needed: --secret or $STAGESERVE_WEBHOOK_SECRET "
+                "(the same value the gateway gets)",
+                file=sys.stderr,
+            )
+            return 2
+        what, webhook = register(client, args.name, args.url, secret)
+        print(json.dumps(_describe(webhook), indent=2))
+        print(f"stageserve: webhook {what}", file=sys.stderr)
+        return 0
+    except MlflowException as exc:
+        print(f"stageserve: the registry refused: {exc.message}", file=sys.stderr)
+        return 1

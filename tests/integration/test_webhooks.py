@@ -1,0 +1,139 @@
+"""MLflow webhooks end to end: a real mlflow server delivers signed webhooks to the
+gateway, which serves an alias move in about a second on every worker, with polling
+as the safety net; forged, stale and replayed deliveries do nothing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+
+import httpx
+import pytest
+
+from registry_watcher.webhook import sign
+from tests.integration.harness import (
+    ALL_FEATURES,
+    REPO_ROOT,
+    Gateway,
+    metric_samples,
+    split_payload,
+    wait_until,
+)
+
+pytestmark = pytest.mark.integration
+
+SECRET = "whsec-integration"
+POLL = 5.0
+
+
+def webhooks_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "service.cli", "webhooks", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def all_workers_serve(gateway: Gateway, version: str, streak: int = 12) -> bool:
+    """`streak` answers in a row on new connections (spread over workers) from `version`."""
+    for _ in range(streak):
+        r = httpx.post(gateway.url + "/invocations", json=split_payload(), timeout=10)
+        if r.status_code != 200 or r.headers["X-Model-Version"] != version:
+            return False
+    return True
+
+
+def test_webhooks_make_alias_moves_immediate(mlflow_server, registry, model_name, tmp_path) -> None:
+    versions = [
+        registry.register_ridge(model_name, ALL_FEATURES, alpha=a).version for a in (1.0, 0.5, 0.1)
+    ]
+    registry.set_alias(model_name, "champion", versions[0])
+    gateway = Gateway(
+        tmp_path, mlflow_server.uri, [model_name], "--target", "@champion",
+        "--poll-interval", str(POLL), "--workers", "2",
+        env={"STAGESERVE_WEBHOOK_SECRET": SECRET},
+    ).start()  # fmt: skip
+    webhook_id = None
+    try:
+        url = f"{gateway.url}/webhooks/mlflow"
+        first = webhooks_cli(
+            "register", "--url", url, "--secret", SECRET, "--registry-uri", mlflow_server.uri
+        )
+        assert first.returncode == 0, first.stderr
+        assert "created" in first.stderr
+        again = webhooks_cli(
+            "register", "--url", url, "--secret", SECRET, "--registry-uri", mlflow_server.uri
+        )
+        assert again.returncode == 0 and "updated" in again.stderr
+        listed = json.loads(webhooks_cli("list", "--registry-uri", mlflow_server.uri).stdout)
+        mine = [w for w in listed if w["name"] == "stageserve"]
+        assert len(mine) == 1 and mine[0]["url"] == url
+        assert "model_version_alias.created" in mine[0]["events"]
+        webhook_id = mine[0]["id"]
+        assert wait_until(lambda: all_workers_serve(gateway, versions[0]), 60)
+
+        timings = []
+        for version in (versions[1], versions[2], versions[0]):
+            moved_at = time.monotonic()
+            registry.set_alias(model_name, "champion", version)
+            assert wait_until(lambda v=version: all_workers_serve(gateway, v), 10, 0.02), (
+                gateway.log_tail()
+            )
+            timings.append(time.monotonic() - moved_at)
+        print(
+            "\nalias move -> every worker serving it, with webhooks (s):",
+            [round(t, 2) for t in timings],
+        )
+        assert max(timings) < 1.5, timings
+
+        metrics = gateway.get("/metrics").text
+        webhooks = metric_samples(metrics, "stageserve_webhooks_total")
+        assert webhooks[(("outcome", "accepted"),)] >= 3
+        histogram = metric_samples(metrics, "stageserve_webhook_to_serving_seconds_count")
+        assert sum(histogram.values()) >= 3
+
+        # Forged, stale and replayed deliveries are refused and trigger nothing.
+        body = json.dumps(
+            {"entity": "model_version_alias", "action": "created", "data": {"name": model_name}}
+        ).encode()
+        now = str(int(time.time()))
+        forged = httpx.post(url, content=body, headers={
+            "X-MLflow-Delivery-Id": "x", "X-MLflow-Timestamp": now, "X-MLflow-Signature": "v1,AAAA",
+        })  # fmt: skip
+        assert forged.status_code == 401
+        assert httpx.post(url, content=body).status_code == 401
+        old = str(int(time.time()) - 3600)
+        stale = httpx.post(url, content=body, headers={
+            "X-MLflow-Delivery-Id": "y", "X-MLflow-Timestamp": old,
+            "X-MLflow-Signature": sign(SECRET, "y", old, body),
+        })  # fmt: skip
+        assert stale.status_code == 400
+        delivery_id = uuid.uuid4().hex
+        signed = {
+            "X-MLflow-Delivery-Id": delivery_id, "X-MLflow-Timestamp": now,
+            "X-MLflow-Signature": sign(SECRET, delivery_id, now, body),
+        }  # fmt: skip
+        assert httpx.post(url, content=body, headers=signed).status_code == 202
+        for _ in range(4):  # new connections: whichever worker gets it, it is a replay
+            assert httpx.post(url, content=body, headers=signed).status_code == 409
+        outcomes = metric_samples(gateway.get("/metrics").text, "stageserve_webhooks_total")
+        assert outcomes[(("outcome", "bad_signature"),)] >= 2
+        assert outcomes[(("outcome", "stale"),)] >= 1
+        assert outcomes[(("outcome", "replay"),)] >= 4
+
+        # Webhooks cut off: polling still gets there, within two poll intervals.
+        registry.client.delete_webhook(webhook_id)
+        webhook_id = None
+        moved_at = time.monotonic()
+        registry.set_alias(model_name, "champion", versions[1])
+        assert wait_until(lambda: all_workers_serve(gateway, versions[1]), 2 * POLL + 5, 0.1)
+        print(f"without webhooks: {time.monotonic() - moved_at:.2f} s (poll interval {POLL} s)")
+    finally:
+        if webhook_id is not None:
+            registry.client.delete_webhook(webhook_id)
+        gateway.stop()
