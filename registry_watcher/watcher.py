@@ -63,6 +63,7 @@ class WatcherStatus:
             "last_success_at": self.last_success_at,
             "last_attempt_at": self.last_attempt_at,
             "last_poll_duration_s": self.last_poll_duration_s,
+            "next_poll_in_s": self.next_poll_in_s,
             "last_error": self.last_error,
         }
 

@@ -39,13 +39,32 @@ def webhooks_cli(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-def all_workers_serve(gateway: Gateway, version: str, streak: int = 12) -> bool:
+def all_workers_serve(gateway: Gateway, version: str, streak: int = 12, **headers: str) -> bool:
     """`streak` answers in a row on new connections (spread over workers) from `version`."""
+    return served_since(gateway, version, streak, **headers) is not None
+
+
+def served_since(gateway: Gateway, version: str, streak: int = 12, **headers: str) -> float | None:
+    """When the run of `streak` answers from `version` began, or None if one differed:
+    by then every worker was serving it."""
+    began = time.monotonic()
     for _ in range(streak):
-        r = httpx.post(gateway.url + "/invocations", json=split_payload(), timeout=10)
+        r = httpx.post(
+            gateway.url + "/invocations", json=split_payload(), headers=headers, timeout=10
+        )
         if r.status_code != 200 or r.headers["X-Model-Version"] != version:
-            return False
-    return True
+            return None
+    return began
+
+
+def first_served(gateway: Gateway, version: str, timeout: float, **headers: str) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        began = served_since(gateway, version, **headers)
+        if began is not None:
+            return began
+        time.sleep(0.02)
+    raise AssertionError(f"version {version} not served by every worker in {timeout}s")
 
 
 def test_webhooks_make_alias_moves_immediate(mlflow_server, registry, model_name, tmp_path) -> None:
@@ -53,9 +72,10 @@ def test_webhooks_make_alias_moves_immediate(mlflow_server, registry, model_name
         registry.register_ridge(model_name, ALL_FEATURES, alpha=a).version for a in (1.0, 0.5, 0.1)
     ]
     registry.set_alias(model_name, "champion", versions[0])
+    next_version = str(int(versions[-1]) + 1)  # a pinned target waiting for its version
     gateway = Gateway(
         tmp_path, mlflow_server.uri, [model_name], "--target", "@champion",
-        "--poll-interval", str(POLL), "--workers", "2",
+        "--target", next_version, "--poll-interval", str(POLL), "--workers", "2",
         env={"STAGESERVE_WEBHOOK_SECRET": SECRET},
     ).start()  # fmt: skip
     webhook_id = None
@@ -91,9 +111,20 @@ def test_webhooks_make_alias_moves_immediate(mlflow_server, registry, model_name
         )
         assert max(timings) < 1.5, timings
 
+        # Registering a version: model_version.created makes the pinned target serve it.
+        pinned = {"X-Model-Target": next_version}
+        assert gateway.post("/invocations", json=split_payload(), headers=pinned).status_code == 503
+        created = registry.register_ridge(model_name, ALL_FEATURES, alpha=0.05)
+        registered_at = time.monotonic()
+        assert created.version == next_version
+
+        new_version_in = first_served(gateway, next_version, 10, **pinned) - registered_at
+        print(f"new version registered -> served by every worker: {new_version_in:.2f} s")
+        assert new_version_in < 1.5
+
         metrics = gateway.get("/metrics").text
         webhooks = metric_samples(metrics, "stageserve_webhooks_total")
-        assert webhooks[(("outcome", "accepted"),)] >= 3
+        assert webhooks[(("outcome", "accepted"),)] >= 4
         histogram = metric_samples(metrics, "stageserve_webhook_to_serving_seconds_count")
         assert sum(histogram.values()) >= 3
 
