@@ -11,6 +11,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from service.cli_common import registry_uri
 from service.config import ConfigError, Settings
 from service.traffic_cli import add_traffic_parser, run_traffic
 from service.webhooks_cli import add_webhooks_parser, run_webhooks
@@ -159,15 +160,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         return run_gateway(serve_env(args, dict(os.environ)), args.host, args.port)
-    if args.command in ("traffic", "webhooks"):
-        registry_uri = (
-            args.registry_uri
-            or os.environ.get("STAGESERVE_REGISTRY_URI")
-            or os.environ.get("MLFLOW_TRACKING_URI")
-        )
-        if args.command == "traffic":
-            return run_traffic(args, registry_uri)
-        return run_webhooks(args, registry_uri, os.environ.get("STAGESERVE_WEBHOOK_SECRET"))
+    if args.command == "traffic":
+        return run_traffic(args, registry_uri(args.registry_uri))
+    if args.command == "webhooks":
+        secret = os.environ.get("STAGESERVE_WEBHOOK_SECRET")
+        return run_webhooks(args, registry_uri(args.registry_uri), secret)
     return run_demo(args)
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Any
 
 from registry_watcher.policy import (
@@ -17,13 +16,11 @@ from registry_watcher.policy import (
     policy_from_dict,
 )
 from registry_watcher.targets import TargetKind
+from service.cli_common import NO_REGISTRY, registry_option, say
 
 
 def add_traffic_parser(sub: Any) -> None:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--registry-uri", default=None, help="registry URI (default: $MLFLOW_TRACKING_URI)"
-    )
+    common = registry_option()
     traffic = sub.add_parser("traffic", help="show, set or clear a model's traffic policy")
     actions = traffic.add_subparsers(dest="action", required=True)
     show = actions.add_parser("show", help="print the policy", parents=[common])
@@ -101,7 +98,7 @@ def run_traffic(args: argparse.Namespace, registry_uri: str | None) -> int:
     from mlflow import MlflowClient
 
     if not registry_uri:
-        _say("no registry: set MLFLOW_TRACKING_URI or pass --registry-uri")
+        say(NO_REGISTRY)
         return 2
     client = MlflowClient(tracking_uri=registry_uri, registry_uri=registry_uri)
     try:
@@ -112,21 +109,17 @@ def run_traffic(args: argparse.Namespace, registry_uri: str | None) -> int:
             check_against_registry(client, model, policy)
             client.set_registered_model_tag(args.name, POLICY_TAG, policy.to_json())
             print(json.dumps(policy.to_dict(), indent=2))
-            _say(f"traffic policy of {args.name} written; gateways apply it at their next poll")
+            say(f"traffic policy of {args.name} written; gateways apply it at their next poll")
             return 0
         if args.action == "clear":
             if POLICY_TAG in tags:
                 client.delete_registered_model_tag(args.name, POLICY_TAG)
-            _say(f"traffic policy of {args.name} cleared: all traffic to the first target")
+            say(f"traffic policy of {args.name} cleared: all traffic to the first target")
             return 0
         return _show(tags.get(POLICY_TAG))
     except PolicyError as exc:
-        _say(f"invalid traffic policy: {exc}")
+        say(f"invalid traffic policy: {exc}")
         return 2
-
-
-def _say(message: str) -> None:
-    print(f"stageserve: {message}", file=sys.stderr)
 
 
 def _show(value: str | None) -> int:

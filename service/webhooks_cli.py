@@ -6,19 +6,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Any
 
 from registry_watcher.webhook import EVENTS
+from service.cli_common import NO_REGISTRY, registry_option, say
 
 DEFAULT_NAME = "stageserve"
 
 
 def add_webhooks_parser(sub: Any) -> None:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--registry-uri", default=None, help="registry URI (default: $MLFLOW_TRACKING_URI)"
-    )
+    common = registry_option()
     webhooks = sub.add_parser("webhooks", help="register or list the MLflow webhook")
     actions = webhooks.add_subparsers(dest="action", required=True)
     register = actions.add_parser(
@@ -80,10 +77,7 @@ def run_webhooks(args: argparse.Namespace, registry_uri: str | None, env_secret:
     from mlflow.exceptions import MlflowException
 
     if not registry_uri:
-        print(
-            "stageserve: no registry: set MLFLOW_TRACKING_URI or pass --registry-uri",
-            file=sys.stderr,
-        )
+        say(NO_REGISTRY)
         return 2
     client = MlflowClient(tracking_uri=registry_uri, registry_uri=registry_uri)
     try:
@@ -92,16 +86,15 @@ def run_webhooks(args: argparse.Namespace, registry_uri: str | None, env_secret:
             return 0
         secret = args.secret or env_secret
         if not secret:
-            print(
-                "stageserve: a signing secret is needed: --secret or $STAGESERVE_WEBHOOK_SECRET "
-                "(the same value the gateway gets)",
-                file=sys.stderr,
+            say(
+                "a signing secret is needed: --secret or $STAGESERVE_WEBHOOK_SECRET "
+                "(the same value the gateway gets)"
             )
             return 2
         what, webhook = register(client, args.name, args.url, secret)
         print(json.dumps(_describe(webhook), indent=2))
-        print(f"stageserve: webhook {what}", file=sys.stderr)
+        say(f"webhook {what}")
         return 0
     except MlflowException as exc:
-        print(f"stageserve: the registry refused: {exc.message}", file=sys.stderr)
+        say(f"the registry refused: {exc.message}")
         return 1

@@ -304,6 +304,17 @@ class Gateway:
         return _tail(self.log)
 
 
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    """`stageserve ARGS...` as a user runs it; its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "service.cli", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def split_payload(rows: Sequence[Sequence[float]] = (ROW,)) -> dict[str, Any]:
     return {"dataframe_split": {"columns": ALL_FEATURES, "data": [list(r) for r in rows]}}
 

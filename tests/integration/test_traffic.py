@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import statistics
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -18,11 +17,11 @@ import pytest
 
 from tests.integration.harness import (
     ALL_FEATURES,
-    REPO_ROOT,
     Gateway,
     Registered,
     Registry,
     metric_samples,
+    run_cli,
     split_payload,
     wait_until,
 )
@@ -84,13 +83,7 @@ def setup(mlflow_server, registry, tmp_path_factory) -> Iterator[Setup]:
 
 
 def traffic_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "service.cli", "traffic", *args],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_cli("traffic", *args)
 
 
 def view(gateway: Gateway, model: str) -> dict:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 import uuid
 
@@ -16,9 +15,9 @@ import pytest
 from registry_watcher.webhook import sign
 from tests.integration.harness import (
     ALL_FEATURES,
-    REPO_ROOT,
     Gateway,
     metric_samples,
+    run_cli,
     split_payload,
     wait_until,
 )
@@ -30,13 +29,7 @@ POLL = 5.0
 
 
 def webhooks_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "service.cli", "webhooks", *args],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_cli("webhooks", *args)
 
 
 def all_workers_serve(gateway: Gateway, version: str, streak: int = 12, **headers: str) -> bool:
