@@ -21,6 +21,7 @@ from service import routing, traffic
 from service.config import Settings
 from service.errors import ServingError, bad_request, not_found, unavailable
 from service.loader import LoadedVersion, VersionLoader
+from service.log_limits import limit_per_request_warnings
 from service.metrics import get_metrics
 from service.nudge import WorkerNudge
 from service.policies import ADMIN, PolicyBook, PolicyRecord
@@ -63,6 +64,7 @@ class Gateway:
         self.settings = settings
         self.metrics = get_metrics()
         self.started_at = time.time()
+        limit_per_request_warnings()
         if settings.registry_uri:
             import mlflow
 
