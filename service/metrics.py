@@ -43,6 +43,11 @@ class Metrics:
     webhooks: Any
     webhook_refreshes: Any
     webhook_to_serving: Any
+    registry_version: Any
+    process_memory: Any
+    process_cpu: Any
+    process_fds: Any
+    process_start: Any
 
 
 _metrics: Metrics | None = None
@@ -163,6 +168,32 @@ def _create() -> Metrics:
             "stageserve_webhook_to_serving_seconds",
             "Time from a webhook (or its relay) to the new version serving on a worker.",
             buckets=(0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0),
+        ),
+        registry_version=Gauge(
+            "stageserve_registry_version",
+            "Version the registry puts in each target (0: none), whether or not it loaded.",
+            ["model", "target"],
+            multiprocess_mode="livemax",
+        ),
+        process_memory=Gauge(
+            "stageserve_process_resident_memory_bytes",
+            "Resident memory of each worker process.",
+            multiprocess_mode="liveall",
+        ),
+        process_cpu=Gauge(
+            "stageserve_process_cpu_seconds",
+            "CPU time (user + system) each worker process has used.",
+            multiprocess_mode="liveall",
+        ),
+        process_fds=Gauge(
+            "stageserve_process_open_fds",
+            "Open file descriptors of each worker process.",
+            multiprocess_mode="liveall",
+        ),
+        process_start=Gauge(
+            "stageserve_process_start_time_seconds",
+            "Unix time each worker process started (restarts show as a new value).",
+            multiprocess_mode="liveall",
         ),
     )
 

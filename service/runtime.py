@@ -26,6 +26,7 @@ from service.metrics import get_metrics
 from service.nudge import WorkerNudge
 from service.policies import ADMIN, PolicyBook, PolicyRecord
 from service.pool import Loader, ModelPool, PoolObserver
+from service.process_stats import read_process_stats
 from service.shadow import ShadowJob, ShadowMirror, Tolerance
 
 log = logging.getLogger("stageserve.runtime")
@@ -104,9 +105,15 @@ class Gateway:
             for target in model_targets:
                 self.metrics.loaded_version.labels(model, target.text).set(0)
                 self.metrics.target_ready.labels(model, target.text).set(0)
+                self.metrics.registry_version.labels(model, target.text).set(0)
+                for result in ("success", "load_failed", "smoke_test_failed", "unloaded"):
+                    # Series exist from the start, so increase() counts the first failure.
+                    self.metrics.swaps.labels(model, target.text, result)
             self.metrics.policy_valid.labels(model).set(1)
             self._refresh_weights(model)
         self.metrics.registry_up.set(0)
+        self.metrics.process_start.set(self.started_at)
+        self._publish_process_stats()
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -252,6 +259,9 @@ class Gateway:
 
     def _on_registry(self, state: DesiredState, diff: StateDiff) -> None:
         self.pool.apply(state)
+        for change in diff.target_changes:
+            version = change.new.version if change.new else 0
+            self.metrics.registry_version.labels(change.model, change.target.text).set(version)
         for model in diff.tag_changes:
             model_state = state.models.get(model)
             if model_state is None:
@@ -321,7 +331,14 @@ class Gateway:
         )
         self.metrics.target_ready.labels(model, target.text).set(1 if loaded else 0)
 
+    def _publish_process_stats(self) -> None:
+        stats = read_process_stats()
+        self.metrics.process_memory.set(stats.resident_memory_bytes)
+        self.metrics.process_cpu.set(stats.cpu_seconds)
+        self.metrics.process_fds.set(stats.open_fds)
+
     def _on_poll(self, result: PollResult) -> None:
+        self._publish_process_stats()
         self.metrics.registry_polls.labels("success" if result.ok else "error").inc()
         self.metrics.registry_up.set(1 if result.ok else 0)
         self.metrics.registry_consecutive_failures.set(self.watcher.status.consecutive_failures)

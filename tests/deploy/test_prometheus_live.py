@@ -1,0 +1,227 @@
+"""A real Prometheus server, run with deploy/prometheus/prometheus.yml and alerts.yml,
+scrapes a real two-worker gateway while predictions flow, and its query API sees exactly
+the requests that were sent, with the right labels, one series for all workers.
+
+The `prometheus` binary comes from Debian's `prometheus` package (.ci/run installs it);
+without it this test fails, it is never skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from tests.integration.harness import (
+    ALL_FEATURES,
+    Gateway,
+    free_port,
+    split_payload,
+    wait_until,
+)
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
+ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
+REQUESTS = 40
+
+
+class PrometheusServer:
+    """`prometheus` on 127.0.0.1 with deploy/prometheus/prometheus.yml, scraping one
+    gateway every second, its data in a temporary folder."""
+
+    def __init__(self, root: Path, target: str) -> None:
+        binary = shutil.which("prometheus")
+        if binary is None:
+            pytest.fail(
+                "the prometheus server is not installed: run `apt-get install prometheus` "
+                "(Debian's package; .ci/run installs it)",
+                pytrace=False,
+            )
+        self.root = root
+        self.port = free_port()
+        self.log = root / "prometheus.log"
+        config = yaml.safe_load(CONFIG.read_text())
+        config["global"].update(scrape_interval="1s", evaluation_interval="1s")
+        config["rule_files"] = [str(ALERTS)]
+        (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "stageserve"]
+        job["scrape_interval"] = "1s"
+        job["scrape_timeout"] = "1s"
+        job["static_configs"] = [{"targets": [target]}]
+        self.config = root / "prometheus.yml"
+        self.config.write_text(yaml.safe_dump(config))
+        self.command = [
+            binary,
+            f"--config.file={self.config}",
+            f"--storage.tsdb.path={root / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+        ]
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> PrometheusServer:
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                self.command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+        def ready() -> bool:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"prometheus exited:\n{self.log_tail()}")
+            return httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200
+
+        if not wait_until(ready, timeout, 0.1, reraise=RuntimeError):
+            self.stop()
+            raise RuntimeError(f"prometheus did not become ready:\n{self.log_tail()}")
+        return self
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            self.proc = None
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+        self.proc = None
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def api(self, path: str, **params: str) -> Any:
+        response = httpx.get(f"{self.url}/api/v1/{path}", params=params, timeout=5)
+        response.raise_for_status()
+        body = response.json()
+        assert body["status"] == "success", body
+        return body["data"]
+
+    def query(self, promql: str) -> list[dict[str, Any]]:
+        """Instant query: [{"metric": {labels}, "value": [time, "value"]}, ...]."""
+        data = self.api("query", query=promql)
+        assert data["resultType"] == "vector", data
+        return data["result"]
+
+    def value(self, promql: str) -> float | None:
+        """The single value of an instant query, or None while it has no result."""
+        result = self.query(promql)
+        assert len(result) <= 1, result
+        return float(result[0]["value"][1]) if result else None
+
+
+def test_prometheus_scrapes_a_two_worker_gateway(
+    mlflow_server, registry, model_name, tmp_path
+) -> None:
+    gateway = Gateway(
+        tmp_path, mlflow_server.uri, [model_name], "--workers", "2", "--poll-interval", "0.5"
+    )
+    instance = f"127.0.0.1:{gateway.port}"
+    selector = f'job="stageserve", instance="{instance}"'
+    # Prometheus first: it applies new scrape targets on a 5 s tick, which then passes
+    # while the model is registered and the gateway starts (its scrapes fail until then).
+    prometheus = PrometheusServer(tmp_path, instance).start()
+    try:
+        v1 = registry.register_ridge(model_name, ALL_FEATURES, alpha=1.0)
+        registry.transition(model_name, v1.version, "Production")
+        assert v1.version == "1"  # a fresh model name: its first version
+
+        gateway.start()
+        # Both workers up and ready (readiness is per worker) before any prediction, so
+        # that requests on new connections, whichever worker takes them, all succeed.
+        ready_pids: set[int] = set()
+
+        def both_workers_ready() -> bool:
+            state = httpx.get(gateway.url + "/admin/models", timeout=5).json()
+            if state["ready"]:
+                ready_pids.add(state["worker"]["pid"])
+            return len(ready_pids) == 2
+
+        assert wait_until(both_workers_ready, 60, 0.05), (
+            f"never saw two ready workers (saw {ready_pids}):\n{gateway.log_tail()}"
+        )
+        assert wait_until(lambda: prometheus.value(f"up{{{selector}}}") == 1, 20, 0.2), (
+            f"prometheus never scraped the gateway:\n{prometheus.log_tail()}"
+        )
+
+        def predict(_: int) -> httpx.Response:  # a new connection each: both workers serve
+            return httpx.post(gateway.url + "/invocations", json=split_payload(), timeout=30)
+
+        with ThreadPoolExecutor(4) as pool:
+            responses = list(pool.map(predict, range(REQUESTS)))
+        for response in responses:
+            assert response.status_code == 200, response.text
+            assert response.headers["x-model-version"] == v1.version
+            assert response.headers["x-model-target"] == "Production"
+
+        successes = f'sum(stageserve_requests_total{{model="{model_name}", outcome="success"}})'
+        seen: list[float | None] = [None]
+
+        def all_counted() -> bool:
+            seen[0] = prometheus.value(successes)
+            return seen[0] == REQUESTS
+
+        assert wait_until(all_counted, 20, 0.2), (
+            f"prometheus saw {seen[0]} successful requests, {REQUESTS} were sent"
+        )
+
+        # One series for the whole gateway: the workers' counts are added up before the
+        # scrape (multiprocess mode), with the labels the requests were served under.
+        series = prometheus.query(f'stageserve_requests_total{{model="{model_name}"}}')
+        assert len(series) == 1, series
+        assert series[0]["metric"] == {
+            "__name__": "stageserve_requests_total",
+            "job": "stageserve",
+            "instance": instance,
+            "model": model_name,
+            "target": "Production",
+            "version": "1",
+            "outcome": "success",
+        }
+        assert float(series[0]["value"][1]) == REQUESTS
+        latency_count = (
+            f'sum(stageserve_request_duration_seconds_count{{model="{model_name}", '
+            f'target="Production", version="1"}})'
+        )
+        assert prometheus.value(latency_count) == REQUESTS
+
+        loaded = (
+            f'stageserve_loaded_version{{{selector}, model="{model_name}", target="Production"}}'
+        )
+        assert prometheus.value(loaded) == 1
+        ready = f'stageserve_target_ready{{{selector}, model="{model_name}", target="Production"}}'
+        assert prometheus.value(ready) == 1
+        assert prometheus.value(f"stageserve_registry_up{{{selector}}}") == 1
+
+        # The alert rules load and evaluate against the real series, and nothing is
+        # pending or firing for a healthy gateway.
+        def rules_evaluated() -> bool:
+            groups = prometheus.api("rules", type="alert")["groups"]
+            evaluated = [r for g in groups for r in g["rules"]]
+            return bool(evaluated) and all(r["health"] == "ok" for r in evaluated)
+
+        assert wait_until(rules_evaluated, 10, 0.2), prometheus.api("rules", type="alert")
+        names = {r["name"] for g in prometheus.api("rules")["groups"] for r in g["rules"]}
+        assert "StageserveRequiredTargetEmpty" in names
+        assert prometheus.api("alerts")["alerts"] == []
+    finally:
+        try:
+            gateway.stop()
+        finally:
+            prometheus.stop()
