@@ -17,10 +17,6 @@ from service.config import Settings
 from service.http_app import create_app
 from service.runtime import Gateway
 
-# Under plain `bentoml serve`, the supervisor imports this module before it starts the
-# workers, which inherit this folder (stageserve serve sets it itself).
-os.environ.setdefault("STAGESERVE_RUNTIME_DIR", tempfile.mkdtemp(prefix="stageserve-run-"))
-
 _gateway: Gateway | None = None
 
 
@@ -52,6 +48,13 @@ class StageServe:
 
     def __init__(self) -> None:
         global _gateway
+        # `stageserve serve` gives all workers one runtime folder. Under plain
+        # `bentoml serve` (a Bento container) nothing does, and workers do not inherit
+        # what the supervisor sets at import; but they share the supervisor as parent.
+        os.environ.setdefault(
+            "STAGESERVE_RUNTIME_DIR",
+            os.path.join(tempfile.gettempdir(), f"stageserve-run-{os.getppid()}"),
+        )
         settings = Settings.from_env()
         logging.getLogger("stageserve").setLevel(settings.log_level)
         self.gateway = Gateway(settings)

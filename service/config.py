@@ -77,7 +77,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "STAGESERVE_RUNTIME_DIR",
         None,
-        "Folder the workers share (webhook fan-out, replay ids); made by stageserve serve.",
+        "Folder the workers share (webhook fan-out, replay ids); default: one per gateway.",
     ),
 )
 

@@ -5,7 +5,10 @@ as the safety net; forged, stale and replayed deliveries do nothing."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
+import tempfile
 import time
 import uuid
 
@@ -15,7 +18,11 @@ import pytest
 from registry_watcher.webhook import sign
 from tests.integration.harness import (
     ALL_FEATURES,
+    REPO_ROOT,
     Gateway,
+    _stop_group,
+    _tail,
+    free_port,
     metric_samples,
     run_cli,
     split_payload,
@@ -161,3 +168,38 @@ def test_webhooks_make_alias_moves_immediate(mlflow_server, registry, model_name
         if webhook_id is not None:
             registry.client.delete_webhook(webhook_id)
         gateway.stop()
+
+
+def test_plain_bentoml_serve_workers_share_one_runtime_folder(
+    mlflow_server, registry, model_name, tmp_path
+) -> None:
+    """A Bento container runs `bentoml serve`, not `stageserve serve`: its workers must
+    still find each other for webhook fan-out and shared replay ids."""
+    version = registry.register_ridge(model_name, ALL_FEATURES, alpha=1.0).version
+    registry.transition(model_name, version, "Production")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STAGESERVE_", "MLFLOW_HTTP"))}
+    env.update(
+        STAGESERVE_MODELS=model_name,
+        MLFLOW_TRACKING_URI=mlflow_server.uri,
+        STAGESERVE_WORKERS="2",
+        BENTOML_HOME=str(tmp_path / "bentoml"),
+        PYTHONPATH=str(REPO_ROOT),
+    )
+    log = tmp_path / "bentoml-serve.log"
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bentoml", "serve", "service.bento_service:StageServe",
+             "--host", "127.0.0.1", "--port", str(port)],
+            cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    folder = os.path.join(tempfile.gettempdir(), f"stageserve-run-{proc.pid}")
+    try:
+        assert wait_until(
+            lambda: httpx.get(f"http://127.0.0.1:{port}/ping").status_code == 200, 120, 0.2
+        ), _tail(log)
+        assert wait_until(
+            lambda: len([f for f in os.listdir(folder) if f.startswith("worker-")]) == 2, 30
+        ), (os.listdir(folder) if os.path.isdir(folder) else "no folder", _tail(log))
+    finally:
+        _stop_group(proc)
