@@ -77,7 +77,11 @@ def test_demo_serves_and_swaps(tmp_path) -> None:
         # The README's promotion snippet, run as written from the folder that holds
         # demo-registry/ (as `make demo` leaves it), in a process of its own.
         snippet = readme_promotion_snippet().replace(".venv/bin/python", sys.executable)
-        done = subprocess.run(["bash", "-c", snippet], cwd=tmp_path, capture_output=True, text=True)
+        # A user's shell, not this test process: mlflow.set_*_uri() exports MLFLOW_* here.
+        shell_env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+        done = subprocess.run(
+            ["bash", "-c", snippet], cwd=tmp_path, env=shell_env, capture_output=True, text=True
+        )
         assert done.returncode == 0, done.stderr
         assert wait_until(
             lambda: (
