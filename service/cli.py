@@ -91,6 +91,10 @@ def serve_env(args: argparse.Namespace, base: dict[str, str]) -> dict[str, str]:
     return env
 
 
+def default_runtime_dir(port: int) -> str:
+    return os.path.join(tempfile.gettempdir(), f"stageserve-{os.getuid()}-{port}")
+
+
 def run_gateway(env: dict[str, str], host: str, port: int) -> int:
     """Validate the settings, then become ``bentoml serve`` (signals go straight to it)."""
     try:
@@ -107,10 +111,10 @@ def run_gateway(env: dict[str, str], host: str, port: int) -> int:
     repo_root = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (repo_root, env.get("PYTHONPATH")) if p)
     env.setdefault("BENTOML_DO_NOT_TRACK", "true")
-    # One folder for all workers of this gateway: webhook fan-out and replay ids.
-    runtime_dir = env.setdefault(
-        "STAGESERVE_RUNTIME_DIR", tempfile.mkdtemp(prefix="stageserve-run-")
-    )
+    # One folder for all workers of this gateway: webhook fan-out and replay ids. Keyed
+    # by user and port (two live gateways cannot share a port), so a restart reuses it.
+    runtime_dir = env.setdefault("STAGESERVE_RUNTIME_DIR", default_runtime_dir(port))
+    os.makedirs(runtime_dir, mode=0o700, exist_ok=True)
     # BentoML keeps Prometheus multiprocess files in $BENTOML_HOME and wipes them when a
     # server starts: a second gateway on the same host would erase this one's metrics.
     env.setdefault("BENTOML_HOME", os.path.join(runtime_dir, "bentoml"))

@@ -70,3 +70,10 @@ def test_serve_with_a_bad_target_refuses(capsys) -> None:
 def test_a_command_is_required() -> None:
     with pytest.raises(SystemExit):
         build_parser().parse_args([])
+
+
+def test_runtime_folder_is_stable_per_user_and_port() -> None:
+    from service.cli import default_runtime_dir
+
+    assert default_runtime_dir(3000) == default_runtime_dir(3000)  # a restart reuses it
+    assert default_runtime_dir(3000) != default_runtime_dir(3001)
