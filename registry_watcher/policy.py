@@ -127,6 +127,14 @@ def check_targets(policy: TrafficPolicy, allowed: tuple[Target, ...]) -> None:
 # --- helpers ------------------------------------------------------------------------
 
 
+def _target(field: str, text: str) -> Target:
+    """Parse a target text, naming the field in the error."""
+    try:
+        return parse_target(text)
+    except InvalidTarget as exc:
+        raise PolicyError(f"{field}: {exc}") from None
+
+
 def _weights(raw: object) -> tuple[tuple[Target, float], ...]:
     if not isinstance(raw, dict):
         raise PolicyError(f"weights: must be an object of target -> weight, got {_show(raw)}")
@@ -139,10 +147,7 @@ def _weights(raw: object) -> tuple[tuple[Target, float], ...]:
     for key, value in raw.items():
         if not isinstance(key, str):
             raise PolicyError(f"weights: key {_show(key)} is not a target text")
-        try:
-            target = parse_target(key)
-        except InvalidTarget as exc:
-            raise PolicyError(f"weights: key {key!r}: {exc}") from None
+        target = _target(f"weights: key {key!r}", key)
         if target in seen:
             raise PolicyError(
                 f"weights: keys {seen[target]!r} and {key!r} are the same target {target.text}"
@@ -176,10 +181,7 @@ def _shadow(raw: object) -> Shadow | None:
     text = raw["target"]
     if not isinstance(text, str):
         raise PolicyError(f"shadow.target: must be a target text (a string), got {_show(text)}")
-    try:
-        target = parse_target(text)
-    except InvalidTarget as exc:
-        raise PolicyError(f"shadow.target: {exc}") from None
+    target = _target("shadow.target", text)
     percent = _number("shadow.percent", raw["percent"])
     if not 0 < percent <= 100:
         raise PolicyError(f"shadow.percent: must be > 0 and <= 100, got {_show(raw['percent'])}")

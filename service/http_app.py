@@ -32,23 +32,26 @@ def error_response(error: ServingError) -> Response:
     return Response(error.body(), status_code=error.status, media_type=JSON)
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing anything over ``limit`` bytes before reading it all."""
-    too_large = ServingError(
+def _too_large(limit: int) -> ServingError:
+    return ServingError(
         413,
         "BAD_REQUEST",
         f"Request body is larger than the {limit} bytes this gateway accepts "
         "(STAGESERVE_MAX_BODY_BYTES).",
     )
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing anything over ``limit`` bytes before reading it all."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise too_large
+        raise _too_large(limit)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise too_large
+            raise _too_large(limit)
         chunks.append(chunk)
     return b"".join(chunks)
 
