@@ -276,7 +276,17 @@ class Gateway:
         if not wait_until(up, timeout, 0.1, reraise=RuntimeError):
             self.stop()
             raise RuntimeError(f"stageserve did not become {path} 200:\n{_tail(self.log)}")
+        if wait_ready and not wait_until(self._settled, timeout, 0.1):
+            self.stop()
+            raise RuntimeError(f"stageserve targets did not settle:\n{_tail(self.log)}")
         return self
+
+    def _settled(self) -> bool:
+        """Readiness waits only for required targets; tests that pin an optional one
+        (Staging, a version) need it loaded too, or known to be empty or failing."""
+        settled = {"ready", "empty", "failed"}
+        models = self.state()["models"]
+        return all(t["status"] in settled for m in models for t in m["targets"])
 
     def stop(self) -> None:
         if self.proc is not None:

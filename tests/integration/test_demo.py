@@ -64,6 +64,13 @@ def test_demo_serves_and_swaps(tmp_path) -> None:
             return httpx.get(url + "/ping").status_code == 200
 
         assert wait_until(ready, 180, 0.2, reraise=RuntimeError), _tail(log)
+
+        def staging_loaded() -> bool:  # readiness does not wait for the optional target
+            models = httpx.get(url + "/admin/models").json()["models"]
+            return any(t["target"] == "Staging" and t["status"] == "ready"
+                       for t in models[0]["targets"])  # fmt: skip
+
+        assert wait_until(staging_loaded, 60, 0.2), _tail(log)
         production = httpx.post(url + "/invocations", json=split_payload())
         staging = httpx.post(
             url + "/invocations", json=split_payload(), headers={"X-Model-Target": "Staging"}
