@@ -39,8 +39,19 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("STAGESERVE_POLL_INTERVAL", "2.0", "Seconds between registry polls."),
     Setting("STAGESERVE_MAX_BACKOFF", "60", "Cap, in seconds, of poll and load retry backoff."),
     Setting("STAGESERVE_WORKERS", "1", "BentoML worker processes."),
+    Setting(
+        "STAGESERVE_KEEPALIVE_MAX_REQUESTS",
+        "100",
+        "With several workers, requests per keep-alive connection before the gateway "
+        "asks the client to reconnect (spreads load over workers); 0: never.",
+    ),
     Setting("STAGESERVE_MAX_BODY_BYTES", "52428800", "Largest request body accepted (413 above)."),
     Setting("STAGESERVE_SMOKE_TEST", "true", "Smoke-test new versions with their input example."),
+    Setting(
+        "STAGESERVE_MAX_BATCH",
+        "64",
+        "Most concurrent requests answered by one predict call per version; 1 turns batching off.",
+    ),
     Setting("STAGESERVE_MODEL_DIR", None, "Where downloaded versions live (default: a temp dir)."),
     Setting("STAGESERVE_LOG_LEVEL", "INFO", "Log level of stageserve's own loggers."),
     Setting(
@@ -149,6 +160,8 @@ class Settings:
     webhook_secret: str | None = field(default=None, repr=False)  # never printed
     webhook_tolerance_s: float = 300.0
     runtime_dir: str | None = None
+    max_batch: int = 64
+    keepalive_max_requests: int = 100
 
     @property
     def required_target(self) -> Target:
@@ -190,4 +203,6 @@ class Settings:
             webhook_secret=_get(env, "STAGESERVE_WEBHOOK_SECRET"),
             webhook_tolerance_s=_float(env, "STAGESERVE_WEBHOOK_TOLERANCE", 1.0),
             runtime_dir=_get(env, "STAGESERVE_RUNTIME_DIR"),
+            max_batch=_int(env, "STAGESERVE_MAX_BATCH", 1),
+            keepalive_max_requests=_int(env, "STAGESERVE_KEEPALIVE_MAX_REQUESTS", 0),
         )

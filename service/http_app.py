@@ -1,9 +1,10 @@
 """The HTTP surface: MLflow scoring protocol, health, and the read-only state view.
 
 A small Starlette app mounted into the BentoML service. It reads the raw body and
-headers itself (BentoML's typed APIs cannot speak MLflow's protocol byte for byte),
-and does the CPU work (parse, predict, encode) in a worker thread so that health
-checks and other requests are never stuck behind a slow model.
+headers itself (BentoML's typed APIs cannot speak MLflow's protocol byte for byte).
+The CPU work (parse, predict, encode) runs in each model version's batcher thread
+(service/batcher.py), so health checks and other requests are never stuck behind a
+slow model, and concurrent requests share one predict call.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -62,13 +62,13 @@ def create_app(get_gateway: Callable[[], Gateway]) -> Starlette:
         try:
             name = model if model is not None else gateway.model_for_default_route()
             body = await read_body(request, gateway.settings.max_body_bytes)
-            answer = await anyio.to_thread.run_sync(
-                gateway.invoke,
+            headers = request.headers
+            answer = await gateway.invoke(
                 name,
-                request.headers.get(TARGET_HEADER),
+                headers.get(TARGET_HEADER),
                 body,
-                request.headers.get("content-type"),
-                request.headers.get(gateway.settings.routing_key_header),
+                headers.get("content-type"),
+                headers.get(gateway.settings.routing_key_header),
             )
         except ServingError as error:
             return error_response(error)
@@ -77,7 +77,10 @@ def create_app(get_gateway: Callable[[], Gateway]) -> Starlette:
             return error_response(
                 ServingError(500, "INTERNAL_ERROR", "Internal error; see the gateway log.", "error")
             )
-        return Response(answer.body, media_type=JSON, headers=answer.headers())
+        headers = answer.headers()
+        if gateway.connections.should_close(request.scope.get("client")):
+            headers["Connection"] = "close"
+        return Response(answer.body, media_type=JSON, headers=headers)
 
     async def invocations(request: Request) -> Response:
         return await invoke(request, None)

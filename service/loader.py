@@ -16,7 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from registry_watcher.state import VersionRef
+from service.batcher import MicroBatcher
+from service.batching import Outcome, Request, run_batch
 from service.errors import ServingError
+from service.numeric_input import NumericColumns
 from service.protocol import (
     CONTENT_TYPE_JSON,
     ParsedInput,
@@ -29,6 +32,11 @@ from service.protocol import (
 log = logging.getLogger("stageserve.loader")
 
 SERVING_INPUT_EXAMPLE = "serving_input_example.json"
+DEFAULT_MAX_BATCH = 64
+# A batch runs on the event loop itself, with no thread hop, when its bodies are this
+# small and this version's batches typically take this little time; otherwise in a thread.
+INLINE_MAX_BYTES = 256 * 1024
+INLINE_MAX_S = 0.003
 
 
 class LoadError(Exception):
@@ -56,17 +64,43 @@ class LoadedVersion:
     loaded_at: float = field(default_factory=time.time)
     load_duration_s: float = 0.0
     smoke_tested: bool = False
+    max_batch: int = DEFAULT_MAX_BATCH  # requests per predict call; 1 turns batching off
+    numeric: NumericColumns | None = field(init=False)
+    batcher: MicroBatcher[tuple[LoadedVersion, Request], Outcome] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.numeric = NumericColumns.for_model(self.metadata, self.input_schema)
+        # The batcher gets the version with each item, not at construction: no cycle, so
+        # a swapped-out version is freed as soon as its last request ends.
+        self.batcher = MicroBatcher(
+            _run_items, self.max_batch, small=_small_bodies, inline_max_s=INLINE_MAX_S
+        )
 
     def parse(self, body: bytes, content_type: str | None) -> ParsedInput:
-        return parse_request(body, content_type, self.metadata, self.input_schema)
+        return parse_request(body, content_type, self.metadata, self.input_schema, self.numeric)
 
     def predict(self, parsed: ParsedInput) -> Any:
         return run_predict(self.model, parsed, self.with_params)
 
     def invoke(self, body: bytes, content_type: str | None) -> bytes:
-        """Parse, predict and encode one request body."""
+        """Parse, predict and encode one request body, on its own, in this thread."""
         parsed = self.parse(body, content_type)
         return encode_predictions(self.predict(parsed), parsed.unwrapped)
+
+    async def submit(self, body: bytes, content_type: str | None) -> bytes:
+        """Answer one request from the event loop, batched with concurrent ones."""
+        outcome = await self.batcher.submit((self, Request(body, content_type)))
+        if isinstance(outcome, ServingError):
+            raise outcome
+        return outcome
+
+
+def _small_bodies(items: list[tuple[LoadedVersion, Request]]) -> bool:
+    return sum(len(request.body) for _, request in items) <= INLINE_MAX_BYTES
+
+
+def _run_items(items: list[tuple[LoadedVersion, Request]]) -> list[Outcome]:
+    return run_batch(items[0][0], [request for _, request in items])
 
 
 def _remove_dir(path: str) -> None:
@@ -97,10 +131,16 @@ def smoke_test(loaded: LoadedVersion) -> bool:
 class VersionLoader:
     """Downloads a version's artifacts into a private folder and loads it with pyfunc."""
 
-    def __init__(self, model_dir: str | None = None, run_smoke_test: bool = True) -> None:
+    def __init__(
+        self,
+        model_dir: str | None = None,
+        run_smoke_test: bool = True,
+        max_batch: int = DEFAULT_MAX_BATCH,
+    ) -> None:
         self._root = model_dir or tempfile.mkdtemp(prefix="stageserve-models-")
         os.makedirs(self._root, exist_ok=True)
         self._run_smoke_test = run_smoke_test
+        self._max_batch = max_batch
 
     def __call__(self, ref: VersionRef) -> LoadedVersion:
         import mlflow
@@ -131,6 +171,7 @@ class VersionLoader:
             input_schema=model.metadata.get_input_schema(),
             with_params=accepts_params(model.predict),
             local_dir=local_dir,
+            max_batch=self._max_batch,
         )
         weakref.finalize(loaded, _remove_dir, local_root)
         if self._run_smoke_test:

@@ -160,13 +160,13 @@ class ModelPool:
                 if slot.desired is None and slot.current is not None:
                     emptied.append(slot)
             for slot in emptied:
-                old = slot.current
+                was = slot.current.ref.version if slot.current else "?"
                 slot.current = None
                 log.info(
                     "%s %s: version %s left the target; it takes no more traffic",
                     slot.model,
                     slot.target.text,
-                    old.ref.version if old else "?",
+                    was,
                 )
             wanted = {s.desired for s in self._slots.values() if s.desired is not None}
             for ref in list(self._failures):
@@ -266,7 +266,9 @@ class ModelPool:
             for slot in job.slots:
                 if slot.desired != loaded.ref:  # the registry moved on while we loaded
                     continue
-                old = slot.current
+                # No reference to the old version is kept here: it is freed as soon as
+                # its in-flight requests end.
+                was = slot.current.ref.version if slot.current else "nothing"
                 slot.current = loaded  # the swap: one reference assignment
                 switched.append(slot)
                 log.info(
@@ -274,7 +276,7 @@ class ModelPool:
                     slot.model,
                     slot.target.text,
                     loaded.ref.version,
-                    old.ref.version if old else "nothing",
+                    was,
                 )
         for slot in switched:
             self._observer.on_swap(slot.model, slot.target, "success", duration)

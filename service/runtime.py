@@ -17,8 +17,9 @@ from registry_watcher.state import DesiredState, StateDiff
 from registry_watcher.targets import Target, parse_target
 from registry_watcher.watcher import PollResult, RegistryWatcher
 from registry_watcher.webhook import ACCEPTED, Verdict
-from service import routing, traffic
+from service import heap, routing, traffic
 from service.config import Settings
+from service.connections import ConnectionRecycler
 from service.errors import ServingError, bad_request, not_found, unavailable
 from service.loader import LoadedVersion, VersionLoader
 from service.log_limits import limit_per_request_warnings
@@ -74,7 +75,7 @@ class Gateway:
         targets = settings.targets_by_model()
         self.pool = ModelPool(
             targets,
-            loader or VersionLoader(settings.model_dir, settings.smoke_test),
+            loader or VersionLoader(settings.model_dir, settings.smoke_test, settings.max_batch),
             required=lambda model, target: target == settings.required_target,
             retry_base_s=min(1.0, settings.poll_interval_s),
             retry_cap_s=settings.max_backoff_s,
@@ -101,6 +102,9 @@ class Gateway:
             WorkerNudge(settings.runtime_dir, self._on_relay) if settings.runtime_dir else None
         )
         self._refresh_asked_at: float | None = None
+        self.connections = ConnectionRecycler(
+            settings.keepalive_max_requests if settings.workers > 1 else 0
+        )
         for model, model_targets in targets.items():
             for target in model_targets:
                 self.metrics.loaded_version.labels(model, target.text).set(0)
@@ -146,7 +150,7 @@ class Gateway:
             f"Use one of: {routes}."
         )
 
-    def invoke(
+    async def invoke(
         self,
         model: str,
         override: str | None,
@@ -154,8 +158,9 @@ class Gateway:
         content_type: str | None,
         routing_key: str | None = None,
     ) -> Answer:
-        """Answer one prediction request (runs in a worker thread). Records metrics and
-        queues the shadow copy, if any, once the answer is ready."""
+        """Answer one prediction request. Routing and metrics run on the event loop (no
+        I/O, microseconds); parsing and predicting run in the version's batcher thread.
+        Queues the shadow copy, if any, once the answer is ready."""
         started = time.perf_counter()
         targets = self.pool.targets(model)
         if not targets:
@@ -167,7 +172,7 @@ class Gateway:
         try:
             target, loaded, how, shadow = self._route(model, targets, override, routing_key)
             label_target, label_version = target.text, str(loaded.ref.version)
-            payload = loaded.invoke(body, content_type)
+            payload = await loaded.submit(body, content_type)
         except ServingError as exc:
             self.metrics.requests.labels(model, label_target, label_version, exc.outcome).inc()
             raise
@@ -315,6 +320,8 @@ class Gateway:
 
     def _on_swap(self, model: str, target: Target, result: str, seconds: float) -> None:
         self.metrics.swaps.labels(model, target.text, result).inc()
+        if result in ("success", "unloaded"):
+            heap.settle()  # the loaded set changed: one full GC now, none under load
         asked_at = self._refresh_asked_at
         if result == "success" and asked_at is not None:
             self._refresh_asked_at = None
