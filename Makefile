@@ -1,13 +1,15 @@
 # stageserve: `make demo` sets everything up and serves the demo model;
-# `make test` runs the whole test suite (lint, unit, integration, end to end).
+# `make test` runs the whole test suite (lint, unit, integration, end to end);
+# `make bench` benchmarks against `mlflow models serve` (on demand, ~15 minutes).
 
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 3000
 DEMO_DIR ?= demo-registry
+BENCH_ARGS ?=
 
-.PHONY: install demo test unit integration lint format clean
+.PHONY: install demo test unit integration lint format clean bench
 
 install: $(VENV)/.installed
 
@@ -29,6 +31,9 @@ unit: install
 integration: install
 	$(PY) -m pytest -q tests/integration
 
+bench: install
+	$(PY) -m bench $(BENCH_ARGS)
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -38,4 +43,4 @@ format: install
 	$(VENV)/bin/ruff format .
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache .hypothesis *.egg-info
+	rm -rf $(VENV) $(DEMO_DIR) bench/.work .pytest_cache .ruff_cache .hypothesis *.egg-info
