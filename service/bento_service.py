@@ -14,7 +14,7 @@ import tempfile
 import bentoml
 
 from service import bentoml_fixes
-from service.config import Settings
+from service.config import Settings, trace_predictions
 from service.http_app import create_app
 from service.runtime import Gateway
 
@@ -39,34 +39,19 @@ def _workers() -> int:
         return 1
 
 
-# BentoML's request middlewares (a tracing span and bentoml_* metrics labelled by the raw
-# path) cost a third of a small model's request; stageserve_* metrics already count every
-# prediction with bounded labels. They stay on for every other route, and for predictions
-# too with STAGESERVE_FRAMEWORK_INSTRUMENTATION=true.
-PREDICTION_PATHS = ("/invocations", "/models/")
+# BentoML opens an OpenTelemetry span for every request: a third of a small model's
+# request cost, for spans nobody exports unless tracing is configured. Prediction routes
+# skip it unless STAGESERVE_TRACE_PREDICTIONS=true; every other route keeps it, and
+# BentoML's bentoml_* request metrics still count every request.
 PREDICTION_URL_PATTERN = r"^[a-z]+://[^/]*/(models/.+/)?invocations$"
-_BENTOML_SKIP_PATHS = ["/metrics", "/healthz", "/livez", "/readyz"]
-
-
-def _instrument_predictions() -> bool:
-    return os.environ.get("STAGESERVE_FRAMEWORK_INSTRUMENTATION", "").strip().lower() in (
-        "1",
-        "true",
-        "yes",
-        "on",
-    )
 
 
 def _framework_config() -> dict:
-    if _instrument_predictions():
-        return {"logging": {"access": {"enabled": False}}}
-    return {
-        "logging": {
-            "access": {"enabled": False, "skip_paths": [*_BENTOML_SKIP_PATHS, *PREDICTION_PATHS]}
-        },
-        # OpenTelemetry searches this regex in scheme://host/path.
-        "tracing": {"excluded_urls": [PREDICTION_URL_PATTERN]},
-    }
+    config: dict = {"logging": {"access": {"enabled": False}}}
+    if not trace_predictions(os.environ):
+        # OpenTelemetry searches these regexes in scheme://host/path.
+        config["tracing"] = {"excluded_urls": [PREDICTION_URL_PATTERN]}
+    return config
 
 
 @bentoml.service(

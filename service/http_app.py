@@ -93,7 +93,7 @@ def create_app(get_gateway: Callable[[], Gateway]) -> Starlette:
         if gateway.is_ready():
             return JSONResponse({"status": "ready"})
         return JSONResponse(
-            {"status": "not_ready", "reasons": gateway.pool.unready_reasons()}, status_code=503
+            {"status": "not_ready", "reasons": gateway.unready_reasons()}, status_code=503
         )
 
     async def version(_: Request) -> Response:

@@ -28,6 +28,7 @@ from service.nudge import WorkerNudge
 from service.policies import ADMIN, PolicyBook, PolicyRecord
 from service.pool import Loader, ModelPool, PoolObserver
 from service.process_stats import read_process_stats
+from service.readiness_board import ReadinessBoard
 from service.shadow import ShadowJob, ShadowMirror, Tolerance
 
 log = logging.getLogger("stageserve.runtime")
@@ -102,6 +103,7 @@ class Gateway:
             WorkerNudge(settings.runtime_dir, self._on_relay) if settings.runtime_dir else None
         )
         self._refresh_asked_at: float | None = None
+        self.board = ReadinessBoard(settings.runtime_dir, settings.workers)
         self.connections = ConnectionRecycler(
             settings.keepalive_max_requests if settings.workers > 1 else 0
         )
@@ -129,6 +131,7 @@ class Gateway:
         self.watcher.start()
 
     def stop(self) -> None:
+        self.board.publish(False)
         self.watcher.stop()
         self.pool.stop()
         self.mirror.stop()
@@ -136,7 +139,16 @@ class Gateway:
             self.nudge.stop()
 
     def is_ready(self) -> bool:
-        return self.pool.is_ready()
+        """Ready when this worker and every other worker of the gateway are."""
+        return self.pool.is_ready() and self.board.unready_reason() is None
+
+    def unready_reasons(self) -> list[str]:
+        reasons = self.pool.unready_reasons()
+        if not reasons:
+            workers = self.board.unready_reason()
+            if workers is not None:
+                reasons = [workers]
+        return reasons
 
     # --- request path -----------------------------------------------------------------
 
@@ -332,6 +344,7 @@ class Gateway:
             self.metrics.load_duration.labels(model).observe(seconds)
 
     def _on_target(self, model: str, target: Target, loaded: LoadedVersion | None) -> None:
+        self.board.publish(self.pool.is_ready())
         self._refresh_weights(model)
         self.metrics.loaded_version.labels(model, target.text).set(
             loaded.ref.version if loaded else 0
@@ -389,7 +402,7 @@ class Gateway:
         return {
             "worker": {"pid": os.getpid(), "started_at": _iso(self.started_at)},
             "ready": self.is_ready(),
-            "unready_reasons": self.pool.unready_reasons(),
+            "unready_reasons": self.unready_reasons(),
             "models": list(models.values()),
             "watcher": watcher,
         }

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -309,3 +310,33 @@ def test_write_endpoints_are_off_without_their_secrets(served) -> None:
     admin = httpx.put(f"{gateway.url}/admin/models/{v1.name}/traffic", json=policy)
     assert admin.status_code == 403
     assert "STAGESERVE_ADMIN_TOKEN" in admin.json()["message"]
+
+
+def test_concurrent_requests_each_get_their_own_answer(served) -> None:
+    """Concurrent requests share predict calls (service/batcher.py); each must still get
+    exactly its own rows back, whichever parser (fast path or MLflow's) read it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    v1, gateway, _ = served
+    rng = random.Random(7)
+    rows = [[round(rng.uniform(-0.1, 0.1), 6) for _ in ALL_FEATURES] for _ in range(48)]
+
+    def body(i: int) -> dict:
+        if i % 2:  # exactly the model's columns: the fast path
+            return {"dataframe_split": {"columns": v1.features, "data": [rows[i][:4]]}}
+        return split_payload([rows[i]])  # extra columns: MLflow's parser
+
+    sequential = [gateway.post("/invocations", json=body(i)).json() for i in range(len(rows))]
+
+    def send(i: int) -> tuple[int, dict]:
+        with httpx.Client(base_url=gateway.url, timeout=30) as client:
+            return i, client.post("/invocations", json=body(i)).json()
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        answers = dict(pool.map(send, range(len(rows))))
+    for i, row in enumerate(rows):
+        expected = v1.expected(row)
+        assert answers[i]["predictions"] == pytest.approx([expected], rel=1e-12, abs=1e-12), i
+        assert answers[i]["predictions"] == pytest.approx(
+            sequential[i]["predictions"], rel=1e-12, abs=1e-12
+        )

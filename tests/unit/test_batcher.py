@@ -129,3 +129,42 @@ def test_each_event_loop_gets_its_own_queue() -> None:
 def test_max_items_must_be_positive() -> None:
     with pytest.raises(ValueError):
         MicroBatcher(lambda items: items, max_items=0)
+
+
+def test_small_quick_batches_run_on_the_event_loop_thread() -> None:
+    threads: list[int] = []
+
+    def run(items: list[int]) -> list[int]:
+        threads.append(threading.get_ident())
+        return items
+
+    batcher = MicroBatcher(run, max_items=8, small=lambda items: True, inline_max_s=1.0)
+
+    async def main() -> int:
+        await batcher.submit(1)  # no timing known yet: a worker thread
+        await batcher.submit(2)  # known quick and small: inline
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(main())
+    assert threads[0] != loop_thread
+    assert threads[1] == loop_thread
+
+
+def test_large_or_slow_batches_stay_off_the_event_loop() -> None:
+    threads: list[int] = []
+
+    def run(items: list[int]) -> list[int]:
+        threads.append(threading.get_ident())
+        return items
+
+    big = MicroBatcher(run, max_items=8, small=lambda items: False, inline_max_s=1.0)
+    slow = MicroBatcher(run, max_items=8, small=lambda items: True, inline_max_s=0.0)
+
+    async def main() -> int:
+        for batcher in (big, slow):
+            await batcher.submit(1)
+            await batcher.submit(2)
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(main())
+    assert loop_thread not in threads
