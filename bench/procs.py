@@ -59,16 +59,6 @@ def rss_kib(pid: int) -> int | None:
     return None
 
 
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 

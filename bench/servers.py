@@ -23,6 +23,7 @@ import httpx
 
 from bench import procs
 from bench.settings import REPO_ROOT
+from service.readiness_board import pid_alive
 
 
 def free_port() -> int:
@@ -150,10 +151,10 @@ class Server:
                 _kill_group(proc.pid)
                 proc.wait(10)
         deadline = time.monotonic() + grace
-        while any(procs.alive(pid) for pid in family) and time.monotonic() < deadline:
+        while any(pid_alive(pid) for pid in family) and time.monotonic() < deadline:
             time.sleep(0.1)
         for pid in family:
-            if procs.alive(pid):
+            if pid_alive(pid):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
 

@@ -105,10 +105,8 @@ class MicroBatcher(Generic[Item, Result]):
                         future.set_result(result)
         finally:
             queue.task = None
-            for _, future in queue.waiting:  # only left behind when cancelled
-                future.cancel()
-            if queue.waiting:
-                queue.waiting.clear()
+            while queue.waiting:  # only left behind when cancelled
+                queue.waiting.popleft()[1].cancel()
 
 
 def _fail(batch: list[tuple[object, asyncio.Future]], exc: BaseException) -> None:

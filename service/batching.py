@@ -161,6 +161,7 @@ def run_batch(
     """Each request's answer body or error, in order."""
     outcomes: list[Outcome | None] = [None] * len(requests)
     parsed: dict[int, ParsedInput] = {}
+    rows: dict[int, int] = {}  # rows of each stackable request
     groups: dict[Hashable, list[int]] = {}
     for index, request in enumerate(requests):
         try:
@@ -173,8 +174,12 @@ def run_batch(
             outcomes[index] = internal_error()
             continue
         key = batch_key(parsed[index])
-        groups.setdefault(("alone", index) if key is None else key, []).append(index)
-    rows = {index: row_count(p) if batch_key(p) is not None else 0 for index, p in parsed.items()}
+        if key is None:
+            key = ("alone", index)
+            rows[index] = 0
+        else:
+            rows[index] = row_count(parsed[index])
+        groups.setdefault(key, []).append(index)
     for members in groups.values():
         for chunk in chunks(members, rows, max_rows):
             if len(chunk) == 1:

@@ -62,13 +62,13 @@ def create_app(get_gateway: Callable[[], Gateway]) -> Starlette:
         try:
             name = model if model is not None else gateway.model_for_default_route()
             body = await read_body(request, gateway.settings.max_body_bytes)
-            headers = request.headers
+            asked = request.headers
             answer = await gateway.invoke(
                 name,
-                headers.get(TARGET_HEADER),
+                asked.get(TARGET_HEADER),
                 body,
-                headers.get("content-type"),
-                headers.get(gateway.settings.routing_key_header),
+                asked.get("content-type"),
+                asked.get(gateway.settings.routing_key_header),
             )
         except ServingError as error:
             return error_response(error)

@@ -16,7 +16,8 @@ import os
 PREFIX = "ready-"
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (signal 0 checks without sending)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -56,7 +57,7 @@ class ReadinessBoard:
         for name in names:
             if not name.startswith(PREFIX) or not name[len(PREFIX) :].isdigit():
                 continue
-            if _alive(int(name[len(PREFIX) :])):
+            if pid_alive(int(name[len(PREFIX) :])):
                 count += 1
             else:
                 with contextlib.suppress(FileNotFoundError):

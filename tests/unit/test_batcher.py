@@ -48,7 +48,7 @@ def test_requests_arriving_during_a_batch_form_the_next_one() -> None:
         first = asyncio.ensure_future(batcher.submit(1))
         await _wait_for(recorder.running)  # batch [1] is running and held
         rest = [asyncio.ensure_future(batcher.submit(i)) for i in range(2, 7)]
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0)  # one loop turn: every task reaches submit()
         recorder.release.set()
         return await asyncio.gather(first, *rest)
 
@@ -65,7 +65,7 @@ def test_batches_never_exceed_max_items() -> None:
         first = asyncio.ensure_future(batcher.submit(0))
         await _wait_for(recorder.running)
         rest = [asyncio.ensure_future(batcher.submit(i)) for i in range(1, 8)]
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0)  # one loop turn: every task reaches submit()
         recorder.release.set()
         return await asyncio.gather(first, *rest)
 
@@ -110,7 +110,7 @@ def test_a_cancelled_request_does_not_disturb_the_others() -> None:
         await _wait_for(recorder.running)
         doomed = asyncio.ensure_future(batcher.submit(2))
         kept = asyncio.ensure_future(batcher.submit(3))
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0)  # one loop turn: every task reaches submit()
         doomed.cancel()
         recorder.release.set()
         return await asyncio.gather(first, kept)
