@@ -96,6 +96,11 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         "Folder the workers share (webhook fan-out, replay ids); default: one per gateway.",
     ),
+    Setting(
+        "STAGESERVE_SHADOW_QUEUE_BYTES",
+        "67108864",
+        "Bytes (bodies and primary answers) the shadow queue holds at most; more are dropped.",
+    ),
 )
 
 
@@ -174,6 +179,7 @@ class Settings:
     max_batch: int = 64
     keepalive_max_requests: int = 100
     trace_predictions: bool = False
+    shadow_queue_bytes: int = 64 * 1024 * 1024
 
     @property
     def required_target(self) -> Target:
@@ -218,4 +224,5 @@ class Settings:
             max_batch=_int(env, "STAGESERVE_MAX_BATCH", 1),
             trace_predictions=trace_predictions(env),
             keepalive_max_requests=_int(env, "STAGESERVE_KEEPALIVE_MAX_REQUESTS", 0),
+            shadow_queue_bytes=_int(env, "STAGESERVE_SHADOW_QUEUE_BYTES", 1),
         )

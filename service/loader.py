@@ -6,6 +6,8 @@ once, not per request.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import logging
 import os
 import shutil
@@ -83,7 +85,11 @@ class LoadedVersion:
         return run_predict(self.model, parsed, self.with_params)
 
     def invoke(self, body: bytes, content_type: str | None) -> bytes:
-        """Parse, predict and encode one request body, on its own, in this thread."""
+        """Parse, predict and encode one request body, on its own, in this thread.
+
+        Only before the version takes traffic (the smoke test): once it does, its batcher
+        runs its predicts, one at a time, and a predict beside it could break a model
+        that is not thread-safe. Other threads use ``submit_from_thread``."""
         parsed = self.parse(body, content_type)
         return encode_predictions(self.predict(parsed), parsed.unwrapped)
 
@@ -93,6 +99,22 @@ class LoadedVersion:
         if isinstance(outcome, ServingError):
             raise outcome
         return outcome
+
+    def submit_from_thread(
+        self,
+        body: bytes,
+        content_type: str | None,
+        loop: asyncio.AbstractEventLoop,
+        timeout_s: float,
+    ) -> bytes:
+        """Answer one request from a thread that is not ``loop``'s, through this version's
+        batcher on ``loop``, so that it never runs beside the batcher's own predict."""
+        future = asyncio.run_coroutine_threadsafe(self.submit(body, content_type), loop)
+        try:
+            return future.result(timeout_s)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise
 
 
 def _small_bodies(items: list[tuple[LoadedVersion, Request]]) -> bool:

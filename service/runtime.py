@@ -5,6 +5,7 @@ BentoML runs one of these per worker process; workers share nothing but the regi
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -32,6 +33,9 @@ from service.readiness_board import ReadinessBoard
 from service.shadow import ShadowJob, ShadowMirror, Tolerance
 
 log = logging.getLogger("stageserve.runtime")
+
+# A shadow request waits this long at most for its version's batcher (the loop may stop).
+SHADOW_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,7 @@ class Gateway:
             self._record_shadow,
             Tolerance(settings.shadow_rtol, settings.shadow_atol),
             settings.shadow_queue,
+            settings.shadow_queue_bytes,
         )
         self.watcher = RegistryWatcher(
             self.registry,
@@ -196,8 +201,9 @@ class Gateway:
         )
         self.metrics.routing.labels(model, label_target, how).inc()
         if shadow is not None:
+            loop = asyncio.get_running_loop()
             self.mirror.submit(
-                ShadowJob(model, label_target, shadow.text, body, content_type, payload)
+                ShadowJob(model, label_target, shadow.text, body, content_type, payload, loop)
             )
         return Answer(payload, model, target, loaded.ref.version)
 
@@ -320,10 +326,14 @@ class Gateway:
     # --- shadow -----------------------------------------------------------------------
 
     def _run_shadow(self, job: ShadowJob) -> bytes:
+        """In the mirror's thread: through the shadow version's batcher on the loop that
+        answered the primary, so that version never runs two predicts at once."""
         loaded = self.pool.get(job.model, parse_target(job.shadow_target))
         if loaded is None:
             raise RuntimeError(f"shadow target {job.shadow_target} has no version loaded")
-        return loaded.invoke(job.body, job.content_type)
+        if job.loop is None:
+            raise RuntimeError("shadow job without the event loop that answered it")
+        return loaded.submit_from_thread(job.body, job.content_type, job.loop, SHADOW_TIMEOUT_S)
 
     def _record_shadow(self, job: ShadowJob, outcome: str) -> None:
         self.metrics.shadow.labels(job.model, job.primary_target, job.shadow_target, outcome).inc()

@@ -2,18 +2,20 @@
 
 The primary answer is computed and sent first; the mirror is a job on a bounded queue,
 run by one background thread, so a slow or broken shadow model can never delay or fail
-the answer a client gets. When the queue is full the job is dropped and counted.
+the answer a client gets. The queue is bounded by count and by bytes (bodies can be
+50 MiB each): a job that does not fit is dropped and counted.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
 import queue
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 log = logging.getLogger("stageserve.shadow")
@@ -65,6 +67,9 @@ def compare_payloads(primary: bytes, shadow: bytes, tolerance: Tolerance = Toler
     )
 
 
+DEFAULT_MAX_QUEUE_BYTES = 64 * 1024 * 1024
+
+
 @dataclass(frozen=True)
 class ShadowJob:
     model: str
@@ -73,13 +78,22 @@ class ShadowJob:
     body: bytes
     content_type: str | None
     primary_answer: bytes
+    # The event loop that answered the primary: the shadow request is answered through
+    # the shadow version's batcher on that loop, never beside it (see Gateway._run_shadow).
+    loop: asyncio.AbstractEventLoop | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def size(self) -> int:
+        """Bytes the job holds while it waits: what the queue's byte budget counts."""
+        return len(self.body) + len(self.primary_answer)
 
 
 class ShadowMirror:
     """Runs shadow jobs off the request path.
 
     ``run_job`` returns the shadow's answer body (or raises); ``record`` receives
-    (job, outcome) for every job, dropped ones included.
+    (job, outcome) for every job, dropped ones included. At most ``max_queue`` jobs
+    holding at most ``max_bytes`` (the job in hand included) are kept.
     """
 
     def __init__(
@@ -88,22 +102,37 @@ class ShadowMirror:
         record: Callable[[ShadowJob, str], None],
         tolerance: Tolerance = Tolerance(),
         max_queue: int = 256,
+        max_bytes: int = DEFAULT_MAX_QUEUE_BYTES,
     ) -> None:
         self._run_job = run_job
         self._record = record
         self._tolerance = tolerance
         self._queue: queue.Queue[ShadowJob] = queue.Queue(maxsize=max_queue)
+        self._max_bytes = max_bytes
+        self._held_bytes = 0  # of queued jobs and the one in hand
+        self._bytes_lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
+    @property
+    def held_bytes(self) -> int:
+        return self._held_bytes
+
     def submit(self, job: ShadowJob) -> bool:
-        """Queue a job without ever blocking; False (and counted) when the queue is full."""
-        try:
-            self._queue.put_nowait(job)
-        except queue.Full:
+        """Queue a job without ever blocking; False (and counted) when it does not fit."""
+        size = job.size
+        with self._bytes_lock:
+            fits = self._held_bytes + size <= self._max_bytes
+            if fits:
+                try:
+                    self._queue.put_nowait(job)
+                except queue.Full:
+                    fits = False
+                else:
+                    self._held_bytes += size
+        if not fits:
             self._record(job, DROPPED)
-            return False
-        return True
+        return fits
 
     def run_one(self, job: ShadowJob) -> str:
         try:
@@ -115,6 +144,13 @@ class ShadowMirror:
         self._record(job, outcome)
         return outcome
 
+    def _run_queued(self, job: ShadowJob) -> None:
+        try:
+            self.run_one(job)
+        finally:
+            with self._bytes_lock:
+                self._held_bytes -= job.size
+
     def drain(self) -> None:
         """Run every queued job now, in this thread (tests and shutdown)."""
         while True:
@@ -122,7 +158,7 @@ class ShadowMirror:
                 job = self._queue.get_nowait()
             except queue.Empty:
                 return
-            self.run_one(job)
+            self._run_queued(job)
 
     def start(self) -> None:
         if self._thread is None:
@@ -142,4 +178,4 @@ class ShadowMirror:
                 job = self._queue.get(timeout=0.2)
             except queue.Empty:
                 continue
-            self.run_one(job)
+            self._run_queued(job)

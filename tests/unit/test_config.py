@@ -51,6 +51,7 @@ def test_defaults_match_the_settings_table() -> None:
     assert int(table["STAGESERVE_MAX_BATCH"]) == s.max_batch
     assert int(table["STAGESERVE_KEEPALIVE_MAX_REQUESTS"]) == s.keepalive_max_requests
     assert table["STAGESERVE_TRACE_PREDICTIONS"] == "false" and not s.trace_predictions
+    assert int(table["STAGESERVE_SHADOW_QUEUE_BYTES"]) == s.shadow_queue_bytes
     assert tuple(t.text for t in s.targets) == tuple(table["STAGESERVE_TARGETS"].split(","))
     assert table["STAGESERVE_MODELS"] is None
     assert len(table) == len(SETTINGS)  # no variable listed twice

@@ -109,3 +109,50 @@ def test_submit_never_blocks_while_a_job_runs() -> None:
         release.set()
         mirror.stop()
     assert recorded[0] == DROPPED and AGREE in recorded
+
+
+def sized_job(body_bytes: int, answer: bytes = b'{"predictions": [1.0]}') -> ShadowJob:
+    return ShadowJob("m", "Production", "Staging", b" " * body_bytes, None, answer)
+
+
+def test_the_queue_is_bounded_by_bytes_too() -> None:
+    recorded: list[str] = []
+    answer = b'{"predictions": [1.0]}'
+    size = sized_job(100, answer).size
+    mirror = ShadowMirror(
+        lambda _: answer, lambda _job, outcome: recorded.append(outcome), max_bytes=2 * size
+    )
+    assert [mirror.submit(sized_job(100, answer)) for _ in range(3)] == [True, True, False]
+    assert recorded == [DROPPED]
+    assert mirror.held_bytes == 2 * size
+    assert not mirror.submit(sized_job(3 * size))  # larger than the whole budget: never fits
+    assert mirror.submit(sized_job(0, b""))  # an empty job still fits
+    mirror.drain()
+    assert mirror.held_bytes == 0
+    assert recorded == [DROPPED, DROPPED, AGREE, AGREE, ERROR]  # b"" is not JSON: error
+    assert mirror.submit(sized_job(100, answer))  # room again once the jobs ran
+
+
+def test_the_job_in_hand_still_counts_against_the_byte_budget() -> None:
+    started, release = threading.Event(), threading.Event()
+    recorded: list[str] = []
+    answer = b'{"predictions": [1.0]}'
+
+    def slow(_: ShadowJob) -> bytes:
+        started.set()
+        release.wait(10)
+        return answer
+
+    size = sized_job(1000, answer).size
+    mirror = ShadowMirror(slow, lambda _job, outcome: recorded.append(outcome), max_bytes=size)
+    mirror.start()
+    try:
+        assert mirror.submit(sized_job(1000, answer))
+        assert started.wait(10)  # taken off the queue, but its body is still held
+        assert not mirror.submit(sized_job(1000, answer))
+        assert recorded == [DROPPED]
+    finally:
+        release.set()
+        mirror.stop()
+    assert mirror.held_bytes == 0
+    assert recorded == [DROPPED, AGREE]
