@@ -6,34 +6,36 @@ tracking server, a database URI, Databricks) and its credentials work unchanged.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 
 from registry_watcher.snapshot import RegistryModel, RegistryVersion, name_filter
 
-# MLflow's HTTP client retries 7 times with exponential backoff by default, which
-# would freeze a poll for minutes during an outage. The watcher has its own backoff,
-# so one quick attempt per poll is right. Users can still override these.
-_CLIENT_DEFAULTS = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
-}
+MIN_TIMEOUT_S = 2.0
+MAX_TIMEOUT_S = 10.0
 
 
-def apply_client_defaults() -> None:
-    for key, value in _CLIENT_DEFAULTS.items():
-        os.environ.setdefault(key, value)
+def poll_timeout_s(poll_interval_s: float) -> float:
+    """Seconds one registry call of the watcher may take: two poll intervals, within
+    2-10 s. Long enough for a slow but working registry to answer a search, short
+    enough that a black-holed one (accepts, never answers) costs a poll or two, not a
+    frozen watcher."""
+    return min(MAX_TIMEOUT_S, max(MIN_TIMEOUT_S, 2.0 * poll_interval_s))
 
 
 class RegistryReader:
-    """Reads what the watcher needs from an MLflow registry, and writes policy tags."""
+    """Reads what the watcher needs from an MLflow registry, and writes policy tags.
 
-    def __init__(self, registry_uri: str | None) -> None:
-        apply_client_defaults()
-        from mlflow import MlflowClient
+    Every call is one attempt bounded by ``timeout_s`` (see registry_watcher/poll_client.py):
+    the watcher retries at its next poll. Nothing here changes the process environment,
+    so artifact downloads keep MLflow's retries.
+    """
+
+    def __init__(self, registry_uri: str | None, timeout_s: float = MAX_TIMEOUT_S) -> None:
+        from registry_watcher.poll_client import PollingClient
 
         self.registry_uri = registry_uri
-        self._client = MlflowClient(tracking_uri=registry_uri, registry_uri=registry_uri)
+        self.timeout_s = timeout_s
+        self._client = PollingClient(registry_uri, timeout_s)
 
     def search(self, names: Iterable[str]) -> list[RegistryModel]:
         """All served models in one call (pages of 1,000 names; one page in practice)."""

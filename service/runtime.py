@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from registry_watcher.policy import POLICY_TAG, TrafficPolicy
-from registry_watcher.reader import RegistryReader
+from registry_watcher.reader import RegistryReader, poll_timeout_s
 from registry_watcher.state import DesiredState, StateDiff
 from registry_watcher.targets import Target, parse_target
 from registry_watcher.watcher import PollResult, RegistryWatcher
@@ -86,7 +86,9 @@ class Gateway:
             retry_cap_s=settings.max_backoff_s,
             observer=PoolObserver(on_swap=self._on_swap, on_target=self._on_target),
         )
-        self.registry = registry or RegistryReader(settings.registry_uri)
+        self.registry = registry or RegistryReader(
+            settings.registry_uri, poll_timeout_s(settings.poll_interval_s)
+        )
         self.policies = PolicyBook(targets)
         self.mirror = ShadowMirror(
             self._run_shadow,

@@ -1,0 +1,140 @@
+"""Misbehaving servers for tests: a black hole, and a proxy that fails chosen requests.
+
+Both bind 127.0.0.1 on a free port and are context managers that always stop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import socket
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from urllib.parse import urlparse
+
+
+class BlackHole:
+    """Accepts TCP connections and never answers: a registry behind a dead load balancer."""
+
+    def __init__(self) -> None:
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self._sock.getsockname()[1]
+        self.connections = 0
+        self._held: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return  # closed
+            self.connections += 1
+            self._held.append(conn)
+
+    def __enter__(self) -> BlackHole:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._sock.close()
+        for conn in self._held:
+            conn.close()
+        self._thread.join(5)
+
+
+_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
+
+
+class FlakyProxy:
+    """Forwards every request to ``upstream``, except that requests ``fail`` picks get a
+    503 instead (``fail`` sees method and path and decides; it may count)."""
+
+    def __init__(self, upstream: str, fail: Callable[[str, str], bool]) -> None:
+        target = urlparse(upstream)
+        self.failed = 0
+        self.seen: list[tuple[str, str, int]] = []
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _forward(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                if fail(self.command, self.path):
+                    proxy.failed += 1
+                    proxy.seen.append((self.command, self.path, 503))
+                    payload = b'{"error_code": "TEMPORARILY_UNAVAILABLE", "message": "flaky"}'
+                    self.send_response(503)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
+                conn = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
+                try:
+                    conn.request(self.command, self.path, body=body, headers=headers)
+                    response = conn.getresponse()
+                    payload = response.read()
+                    proxy.seen.append((self.command, self.path, response.status))
+                    self.send_response(response.status)
+                    for key, value in response.getheaders():
+                        if key.lower() not in _HOP_BY_HOP:
+                            self.send_header(key, value)
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                finally:
+                    conn.close()
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> FlakyProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._server.shutdown()
+        with contextlib.suppress(OSError):
+            self._server.server_close()
+        self._thread.join(5)
+
+
+def first_n(n: int, matches: Callable[[str, str], bool]) -> Callable[[str, str], bool]:
+    """A ``fail`` rule for FlakyProxy: the first ``n`` requests that ``matches`` picks."""
+    left = [n]
+    lock = threading.Lock()
+
+    def fail(method: str, path: str) -> bool:
+        if not matches(method, path):
+            return False
+        with lock:
+            if left[0] > 0:
+                left[0] -= 1
+                return True
+        return False
+
+    return fail
