@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 
 import bentoml
 
 from service import bentoml_fixes
 from service.config import Settings, trace_predictions
 from service.http_app import create_app
+from service.run_dirs import plain_serve_runtime_dir
 from service.runtime import Gateway
 
 bentoml_fixes.install()
@@ -69,10 +69,8 @@ class StageServe:
         # `stageserve serve` gives all workers one runtime folder. Under plain
         # `bentoml serve` (a Bento container) nothing does, and workers do not inherit
         # what the supervisor sets at import; but they share the supervisor as parent.
-        os.environ.setdefault(
-            "STAGESERVE_RUNTIME_DIR",
-            os.path.join(tempfile.gettempdir(), f"stageserve-run-{os.getppid()}"),
-        )
+        if "STAGESERVE_RUNTIME_DIR" not in os.environ:  # named to be swept once unused
+            os.environ["STAGESERVE_RUNTIME_DIR"] = plain_serve_runtime_dir(os.getppid())
         settings = Settings.from_env()
         logging.getLogger("stageserve").setLevel(settings.log_level)
         self.gateway = Gateway(settings)

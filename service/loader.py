@@ -30,6 +30,7 @@ from service.protocol import (
     parse_request,
     run_predict,
 )
+from service.worker_dirs import WorkerDir
 
 log = logging.getLogger("stageserve.loader")
 
@@ -151,7 +152,12 @@ def smoke_test(loaded: LoadedVersion) -> bool:
 
 
 class VersionLoader:
-    """Downloads a version's artifacts into a private folder and loads it with pyfunc."""
+    """Downloads a version's artifacts into a private folder and loads it with pyfunc.
+
+    The folders live in this worker's own folder of ``model_dir`` (see
+    service/worker_dirs.py): ``close()`` removes it, and the next start removes it if
+    the worker died without closing.
+    """
 
     def __init__(
         self,
@@ -159,10 +165,18 @@ class VersionLoader:
         run_smoke_test: bool = True,
         max_batch: int = DEFAULT_MAX_BATCH,
     ) -> None:
-        self._root = model_dir or tempfile.mkdtemp(prefix="stageserve-models-")
-        os.makedirs(self._root, exist_ok=True)
+        self._worker_dir = WorkerDir.claim(model_dir)
+        self._root = self._worker_dir.path
         self._run_smoke_test = run_smoke_test
         self._max_batch = max_batch
+
+    @property
+    def root(self) -> str:
+        return self._root
+
+    def close(self) -> None:
+        """Remove every version this loader downloaded (the worker is stopping)."""
+        self._worker_dir.release()
 
     def __call__(self, ref: VersionRef) -> LoadedVersion:
         import mlflow

@@ -78,9 +78,12 @@ class Gateway:
             mlflow.set_tracking_uri(settings.registry_uri)
             mlflow.set_registry_uri(settings.registry_uri)
         targets = settings.targets_by_model()
+        self.loader = loader or VersionLoader(
+            settings.model_dir, settings.smoke_test, settings.max_batch
+        )
         self.pool = ModelPool(
             targets,
-            loader or VersionLoader(settings.model_dir, settings.smoke_test, settings.max_batch),
+            self.loader,
             required=lambda model, target: target == settings.required_target,
             retry_base_s=min(1.0, settings.poll_interval_s),
             retry_cap_s=settings.max_backoff_s,
@@ -144,6 +147,8 @@ class Gateway:
         self.mirror.stop()
         if self.nudge is not None:
             self.nudge.stop()
+        if isinstance(self.loader, VersionLoader):
+            self.loader.close()  # downloaded versions go with the worker
 
     def is_ready(self) -> bool:
         """Ready when this worker and every other worker of the gateway are."""

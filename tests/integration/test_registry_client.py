@@ -108,7 +108,11 @@ def test_a_transient_503_during_a_download_is_retried(
         RegistryReader(proxy.uri, poll_timeout_s(0.5))
         mlflow.set_tracking_uri(proxy.uri)
         mlflow.set_registry_uri(proxy.uri)
-        loaded = VersionLoader(str(tmp_path / "models"))(VersionRef(model_name, int(version)))
+        loader = VersionLoader(str(tmp_path / "models"))
+        try:
+            loaded = loader(VersionRef(model_name, int(version)))
+        finally:
+            loader.close()
     assert loaded.smoke_tested
     assert proxy.failed == 1
     retried = [p for m, p, status in proxy.seen if is_artifact_file(m, p)]
@@ -129,6 +133,10 @@ def test_a_users_own_retry_setting_still_applies_to_downloads(
         RegistryReader(proxy.uri, poll_timeout_s(0.5))
         mlflow.set_tracking_uri(proxy.uri)
         mlflow.set_registry_uri(proxy.uri)
-        with pytest.raises(LoadError, match="503"):
-            VersionLoader(str(tmp_path / "models"))(VersionRef(model_name, int(version)))
+        loader = VersionLoader(str(tmp_path / "models"))
+        try:
+            with pytest.raises(LoadError, match="503"):
+                loader(VersionRef(model_name, int(version)))
+        finally:
+            loader.close()
     assert proxy.failed == 1
