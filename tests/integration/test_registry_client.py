@@ -78,6 +78,7 @@ def test_a_black_holed_registry_fails_a_poll_in_one_bounded_attempt(user_env: No
             reader.search(["some-model"])
         elapsed = time.monotonic() - started
         assert hole.connections == 1, f"{hole.connections} attempts: the poll retried"
+    print(f"\nblack-holed registry: poll failed after {elapsed:.2f}s, {hole.connections} attempt")
     assert timeout_s * 0.9 <= elapsed < timeout_s + 3.0, f"poll failed after {elapsed:.1f}s"
 
 
@@ -140,3 +141,19 @@ def test_a_users_own_retry_setting_still_applies_to_downloads(
         finally:
             loader.close()
     assert proxy.failed == 1
+
+
+def test_the_fast_client_reads_and_writes_what_the_watcher_needs(
+    user_env: None, registry: Registry, mlflow_server: MlflowServer, model_name: str
+) -> None:
+    version = registry.register_ridge(model_name, ["age", "bmi"], 1.0).version
+    reader = RegistryReader(mlflow_server.uri, poll_timeout_s(2.0))
+    [found] = reader.search([model_name, "no-such-model"])
+    assert found.name == model_name
+    assert reader.get_version(model_name, int(version)).version == int(version)
+    assert reader.get_version(model_name, 999) is None
+    reader.set_model_tag(model_name, "stageserve.test", "1")
+    assert reader.search([model_name])[0].tags["stageserve.test"] == "1"
+    reader.delete_model_tag(model_name, "stageserve.test")
+    reader.delete_model_tag(model_name, "stageserve.test")  # already gone: fine
+    assert "stageserve.test" not in reader.search([model_name])[0].tags
