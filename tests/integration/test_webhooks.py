@@ -16,6 +16,9 @@ import httpx
 import pytest
 
 from registry_watcher.webhook import sign
+from service.processes import process_start_time
+from service.run_dirs import plain_serve_runtime_dir
+from service.run_dirs import sweep as sweep_run_dirs
 from tests.integration.harness import (
     ALL_FEATURES,
     REPO_ROOT,
@@ -193,7 +196,10 @@ def test_plain_bentoml_serve_workers_share_one_runtime_folder(
              "--host", "127.0.0.1", "--port", str(port)],
             cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
-    folder = os.path.join(tempfile.gettempdir(), f"stageserve-run-{proc.pid}")
+    # Named after the supervisor (the workers' parent) and its start time, so that it can
+    # be swept once the supervisor is gone.
+    folder = plain_serve_runtime_dir(proc.pid)
+    assert folder.endswith(f"stageserve-run-{proc.pid}-{process_start_time(proc.pid)}")
     try:
         assert wait_until(
             lambda: httpx.get(f"http://127.0.0.1:{port}/ping").status_code == 200, 120, 0.2
@@ -203,3 +209,6 @@ def test_plain_bentoml_serve_workers_share_one_runtime_folder(
         ), (os.listdir(folder) if os.path.isdir(folder) else "no folder", _tail(log))
     finally:
         _stop_group(proc)
+    # What the next start does: the stopped server's folder goes, nobody else's.
+    assert os.path.basename(folder) in sweep_run_dirs(tempfile.gettempdir())
+    assert not os.path.exists(folder)
