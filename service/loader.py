@@ -170,10 +170,6 @@ class VersionLoader:
         self._run_smoke_test = run_smoke_test
         self._max_batch = max_batch
 
-    @property
-    def root(self) -> str:
-        return self._root
-
     def close(self) -> None:
         """Remove every version this loader downloaded (the worker is stopping)."""
         self._worker_dir.release()
