@@ -13,12 +13,13 @@ import tempfile
 
 import bentoml
 
-from service import bentoml_fixes
+from service import bentoml_fixes, log_redaction
 from service.config import Settings, trace_predictions
 from service.http_app import create_app
 from service.runtime import Gateway
 
 bentoml_fixes.install()
+log_redaction.protect(os.environ)  # before anything logs a registry URL
 
 _gateway: Gateway | None = None
 

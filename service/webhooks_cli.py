@@ -79,8 +79,8 @@ def run_webhooks(args: argparse.Namespace, registry_uri: str | None, env_secret:
     if not registry_uri:
         say(NO_REGISTRY)
         return 2
-    client = MlflowClient(tracking_uri=registry_uri, registry_uri=registry_uri)
     try:
+        client = MlflowClient(tracking_uri=registry_uri, registry_uri=registry_uri)
         if args.action == "list":
             print(json.dumps([_describe(w) for w in _all_webhooks(client)], indent=2))
             return 0
@@ -97,4 +97,7 @@ def run_webhooks(args: argparse.Namespace, registry_uri: str | None, env_secret:
         return 0
     except MlflowException as exc:
         say(f"the registry refused: {exc.message}")
+        return 1
+    except Exception as exc:  # unreachable registry, bad URI: one line, not a traceback
+        say(f"could not use the registry: {type(exc).__name__}: {exc}")
         return 1
