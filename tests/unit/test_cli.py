@@ -10,6 +10,16 @@ import pytest
 from service.cli import build_parser, main, serve_env
 
 
+@pytest.fixture(autouse=True)
+def never_exec(monkeypatch) -> None:
+    """A check that lets a command through would exec BentoML in place of pytest."""
+
+    def refuse(*args: object) -> None:
+        raise AssertionError("stageserve tried to exec BentoML")
+
+    monkeypatch.setattr(os, "execve", refuse)
+
+
 def test_serve_flags_become_environment() -> None:
     args = build_parser().parse_args(
         [
