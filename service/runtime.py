@@ -149,7 +149,7 @@ class Gateway:
             workers = self.board.unready_reason()
             if workers is not None:
                 reasons = [workers]
-        return reasons
+        return [redact(reason) for reason in reasons]  # load errors quote artifact URLs
 
     # --- request path -----------------------------------------------------------------
 
