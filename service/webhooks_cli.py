@@ -8,6 +8,7 @@ import argparse
 import json
 from typing import Any
 
+from registry_watcher.redact import redact_url
 from registry_watcher.webhook import EVENTS
 from service.cli_common import NO_REGISTRY, registry_option, say
 
@@ -33,7 +34,7 @@ def _describe(webhook: Any) -> dict[str, Any]:
     return {
         "id": webhook.webhook_id,
         "name": webhook.name,
-        "url": webhook.url,
+        "url": redact_url(webhook.url),  # a gateway URL may carry credentials
         "events": sorted(str(e) for e in webhook.events),
         "status": str(webhook.status),
     }

@@ -200,3 +200,18 @@ def test_the_tree_of_a_json_document_is_redacted() -> None:
         "watcher": {"registry_uri": f"http://{MASK}@h", "polls": 3},
         "l": ["x"],
     }
+
+
+def test_webhook_listings_hide_credentials_in_gateway_urls() -> None:
+    from types import SimpleNamespace
+
+    from service.webhooks_cli import _describe
+
+    webhook = SimpleNamespace(
+        webhook_id="1",
+        name="stageserve",
+        url="https://user:S3cr3t-XYZ@gw:3000/webhooks/mlflow?token=tok-123",
+        events=[],
+        status="ACTIVE",
+    )
+    assert _describe(webhook)["url"] == "https://***@gw:3000/webhooks/mlflow?token=***"
