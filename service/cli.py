@@ -214,6 +214,12 @@ def run_gateway(env: dict[str, str], host: str, port: int) -> int:
 def run_demo(args: argparse.Namespace) -> int:
     from service.demo import DEMO_MODEL, DemoRegistry, seed
 
+    if not args.seed_only:
+        try:  # say it before a minute of seeding, not after
+            check_port_free(args.host, args.port)
+        except GuardError as exc:
+            say(str(exc))
+            return 1
     registry = DemoRegistry(Path(args.dir).resolve())
     print(f"stageserve demo: registry in {registry.root}", file=sys.stderr, flush=True)
     if seed(registry):

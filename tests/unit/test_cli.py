@@ -233,3 +233,15 @@ def test_traffic_resolves_the_registry_the_same_way(tmp_path, monkeypatch) -> No
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "mlruns")
     monkeypatch.delenv("STAGESERVE_REGISTRY_URI", raising=False)
     assert registry_uri(None) == f"{tmp_path}/mlruns"
+
+
+def test_demo_checks_the_port_before_seeding(tmp_path, capsys) -> None:
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        assert main(["demo", "--dir", str(tmp_path / "reg"), "--port", str(port)]) == 1
+    assert (
+        capsys.readouterr().err == f"stageserve: port {port} is in use; pick another with --port\n"
+    )
+    assert not (tmp_path / "reg").exists()
