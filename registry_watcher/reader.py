@@ -79,3 +79,7 @@ class RegistryReader:
         except MlflowException as exc:
             if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
                 raise
+
+    def model_names(self, limit: int = 1000) -> list[str]:
+        """Registered model names (one page): for did-you-mean hints about a missing model."""
+        return [rm.name for rm in self._client.search_registered_models(max_results=limit)]

@@ -74,6 +74,18 @@ def parse_target(text: str) -> Target:
     return Target(TargetKind.STAGE, raw)
 
 
+def require_mlflow_stage(target: Target) -> Target:
+    """Refuse a stage MLflow cannot have: MLflow 3 accepts only its four stages (any
+    other raises INVALID_PARAMETER_VALUE), so such a target would wait forever. Most
+    often it is an alias written without its '@'."""
+    if target.kind is TargetKind.STAGE and target.value not in KNOWN_STAGES:
+        raise InvalidTarget(
+            f"{target.value!r} is not an MLflow stage ({', '.join(KNOWN_STAGES)}); "
+            f"for an alias write '@{target.value}'"
+        )
+    return target
+
+
 def parse_targets(texts: list[str] | tuple[str, ...]) -> tuple[Target, ...]:
     """Parse a target list, rejecting duplicates (they would silently share traffic)."""
     targets = tuple(parse_target(t) for t in texts)

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from registry_watcher.backoff import backoff_delay
+from registry_watcher.diagnosis import ResolutionDiagnosis
+from registry_watcher.redact import redact, redact_url
 from registry_watcher.snapshot import (
     READY,
     RegistryModel,
@@ -101,7 +103,11 @@ class RegistryWatcher:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.status = WatcherStatus(registry_uri=registry_uri, poll_interval_s=poll_interval_s)
+        self.status = WatcherStatus(
+            registry_uri=redact_url(registry_uri), poll_interval_s=poll_interval_s
+        )
+        # Says once, with what exists, why a model or target resolves to nothing.
+        self._diagnosis = ResolutionDiagnosis(targets, getattr(reader, "model_names", None))
 
     @property
     def state(self) -> DesiredState:
@@ -137,7 +143,7 @@ class RegistryWatcher:
         except Exception as exc:  # any registry failure: keep last known good
             duration = time.monotonic() - started
             self.status.consecutive_failures += 1
-            self.status.last_error = f"{type(exc).__name__}: {exc}"[:500]
+            self.status.last_error = redact(f"{type(exc).__name__}: {exc}")[:500]
             self.status.reachable = False
             self.status.polls += 1
             self.status.last_poll_duration_s = duration
@@ -155,6 +161,7 @@ class RegistryWatcher:
             first = not self._has_state
             self._state = new_state
             self._has_state = True
+        self._diagnose(snapshot, new_state)
         duration = time.monotonic() - started
         self.status.polls += 1
         self.status.consecutive_failures = 0
@@ -178,6 +185,13 @@ class RegistryWatcher:
         result = PollResult(ok=True, duration_s=duration, diff=diff)
         self._report(result)
         return result
+
+    def _diagnose(self, snapshot: list[RegistryModel], state: DesiredState) -> None:
+        try:
+            for finding in self._diagnosis.check(snapshot, state):
+                log.log(finding.level, "%s", finding.message)
+        except Exception:
+            log.exception("diagnosis of the registry state failed")
 
     def _report(self, result: PollResult) -> None:
         if self._on_poll is not None:

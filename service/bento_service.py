@@ -12,13 +12,14 @@ import os
 
 import bentoml
 
-from service import bentoml_fixes
+from service import bentoml_fixes, log_redaction
 from service.config import Settings, trace_predictions
 from service.http_app import create_app
 from service.run_dirs import plain_serve_runtime_dir
 from service.runtime import Gateway
 
 bentoml_fixes.install()
+log_redaction.protect(os.environ)  # before anything logs a registry URL
 
 _gateway: Gateway | None = None
 

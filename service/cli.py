@@ -5,46 +5,121 @@ registry seeded with a demo model, ``traffic`` reads and writes traffic policies
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from service.cli_common import registry_uri
+from registry_watcher.redact import configured_secrets, redact_text
+from registry_watcher.targets import InvalidTarget, parse_target, require_mlflow_stage
+from service import log_redaction
+from service.cli_common import registry_uri, resolve_paths, say
 from service.config import ConfigError, Settings
+from service.gateway_guard import GuardError, check_port_free, hold_runtime_dir
 from service.traffic_cli import add_traffic_parser, run_traffic
 from service.webhooks_cli import add_webhooks_parser, run_webhooks
 
 SERVICE_IMPORT = "service.bento_service:StageServe"
+MIN_POLL_INTERVAL_S = 0.05  # the same floor as STAGESERVE_POLL_INTERVAL's
+
+
+# Flag types: an impossible value is refused at once, naming the flag (argparse adds it).
+def port_number(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)")
+    return port
+
+
+def worker_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: at least 1 worker is needed")
+    return count
+
+
+def poll_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(seconds) or seconds < MIN_POLL_INTERVAL_S:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give a finite number of seconds, at least {MIN_POLL_INTERVAL_S}"
+        )
+    return seconds
+
+
+def target_text(text: str) -> str:
+    """A target as typed: a known MLflow stage, an @alias or a version number."""
+    try:
+        return require_mlflow_stage(parse_target(text)).text
+    except InvalidTarget as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def model_name(text: str) -> str:
+    name = text.strip()
+    if not name:
+        raise argparse.ArgumentTypeError("a model name cannot be empty")
+    if "," in name:
+        raise argparse.ArgumentTypeError(f"{text!r}: repeat --model for each model")
+    return name
+
+
+def non_empty(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("cannot be empty")
+    return text.strip()
 
 
 def _add_serve_options(parser: argparse.ArgumentParser, demo: bool = False) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=3000, help="port (default 3000)")
-    parser.add_argument("--workers", type=int, default=None, help="worker processes (default 1)")
     parser.add_argument(
-        "--poll-interval", type=float, default=None, help="seconds between registry polls (2)"
+        "--host", type=non_empty, default="127.0.0.1", help="address to bind (default 127.0.0.1)"
+    )
+    parser.add_argument("--port", type=port_number, default=3000, help="port (default 3000)")
+    parser.add_argument(
+        "--workers", type=worker_count, default=None, help="worker processes (default 1)"
+    )
+    parser.add_argument(
+        "--poll-interval", type=poll_seconds, default=None, help="seconds between polls (2)"
     )
     if demo:
         return
     parser.add_argument(
         "--registry-uri",
+        type=non_empty,
         default=None,
         help="MLflow registry/tracking URI (default: $MLFLOW_TRACKING_URI)",
     )
     parser.add_argument(
-        "--model", action="append", default=[], metavar="NAME", help="model to serve (repeatable)"
+        "--model",
+        action="append",
+        type=model_name,
+        default=[],
+        metavar="NAME",
+        help="model to serve (repeatable)",
     )
     parser.add_argument(
         "--target",
         action="append",
+        type=target_text,
         default=[],
         metavar="TARGET",
         help="stage, @alias or version to serve (repeatable; default Production then Staging; "
         "the first is required for readiness)",
     )
-    parser.add_argument("--model-dir", default=None, help="where downloaded versions are kept")
+    parser.add_argument(
+        "--model-dir", type=non_empty, default=None, help="where downloaded versions are kept"
+    )
     parser.add_argument(
         "--no-smoke-test", action="store_true", help="do not smoke-test versions before swapping"
     )
@@ -97,16 +172,15 @@ def default_runtime_dir(port: int) -> str:
 
 def run_gateway(env: dict[str, str], host: str, port: int) -> int:
     """Validate the settings, then become ``bentoml serve`` (signals go straight to it)."""
+    # Workers run in the checkout (--working-dir): relative paths mean the caller's.
+    env = resolve_paths(env, os.getcwd())
     try:
         settings = Settings.from_env(env)
     except ConfigError as exc:
-        print(f"stageserve: {exc}", file=sys.stderr)
+        say(str(exc))
         return 2
     if not settings.registry_uri:
-        print(
-            "stageserve: no registry: set MLFLOW_TRACKING_URI or pass --registry-uri",
-            file=sys.stderr,
-        )
+        say("no registry: set MLFLOW_TRACKING_URI or pass --registry-uri")
         return 2
     repo_root = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (repo_root, env.get("PYTHONPATH")) if p)
@@ -114,7 +188,12 @@ def run_gateway(env: dict[str, str], host: str, port: int) -> int:
     # One folder for all workers of this gateway: webhook fan-out and replay ids. Keyed
     # by user and port (two live gateways cannot share a port), so a restart reuses it.
     runtime_dir = env.setdefault("STAGESERVE_RUNTIME_DIR", default_runtime_dir(port))
-    os.makedirs(runtime_dir, mode=0o700, exist_ok=True)
+    try:  # before BentoML wipes anything in the runtime folder of a running gateway
+        check_port_free(host, port)
+        hold_runtime_dir(runtime_dir)
+    except GuardError as exc:
+        say(str(exc))
+        return 1
     # BentoML keeps Prometheus multiprocess files in $BENTOML_HOME and wipes them when a
     # server starts: a second gateway on the same host would erase this one's metrics.
     env.setdefault("BENTOML_HOME", os.path.join(runtime_dir, "bentoml"))
@@ -122,13 +201,12 @@ def run_gateway(env: dict[str, str], host: str, port: int) -> int:
         sys.executable, "-m", "bentoml", "serve", SERVICE_IMPORT,
         "--host", host, "--port", str(port), "--working-dir", repo_root,
     ]  # fmt: skip
-    print(
+    banner = (
         f"stageserve: serving {', '.join(settings.models)} "
         f"({', '.join(t.text for t in settings.targets)}) from {settings.registry_uri} "
-        f"on http://{host}:{port}",
-        file=sys.stderr,
-        flush=True,
+        f"on http://{host}:{port}"
     )
+    print(redact_text(banner, configured_secrets(env)), file=sys.stderr, flush=True)
     os.execve(sys.executable, command, env)
     return 0  # not reached
 
@@ -136,6 +214,12 @@ def run_gateway(env: dict[str, str], host: str, port: int) -> int:
 def run_demo(args: argparse.Namespace) -> int:
     from service.demo import DEMO_MODEL, DemoRegistry, seed
 
+    if not args.seed_only:
+        try:  # say it before a minute of seeding, not after
+            check_port_free(args.host, args.port)
+        except GuardError as exc:
+            say(str(exc))
+            return 1
     registry = DemoRegistry(Path(args.dir).resolve())
     print(f"stageserve demo: registry in {registry.root}", file=sys.stderr, flush=True)
     if seed(registry):
@@ -161,9 +245,13 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # a refused flag (2) or --help (0): argparse printed why
+        return exc.code if isinstance(exc.code, int) else 2
     if args.command == "serve":
         return run_gateway(serve_env(args, dict(os.environ)), args.host, args.port)
+    log_redaction.protect(os.environ)  # MLflow's own log lines quote registry URLs
     if args.command == "traffic":
         return run_traffic(args, registry_uri(args.registry_uri))
     if args.command == "webhooks":

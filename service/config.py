@@ -11,7 +11,12 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from registry_watcher.targets import DEFAULT_TARGETS, Target, parse_targets
+from registry_watcher.targets import (
+    DEFAULT_TARGETS,
+    Target,
+    parse_targets,
+    require_mlflow_stage,
+)
 
 
 class ConfigError(ValueError):
@@ -199,6 +204,8 @@ class Settings:
         target_texts = split_list(_get(env, "STAGESERVE_TARGETS"))
         try:
             targets = parse_targets(target_texts) if target_texts else DEFAULT_TARGETS
+            for target in targets:
+                require_mlflow_stage(target)
         except ValueError as exc:
             raise ConfigError(f"STAGESERVE_TARGETS: {exc}") from None
         registry_uri = _get(env, "STAGESERVE_REGISTRY_URI") or _get(env, "MLFLOW_TRACKING_URI")

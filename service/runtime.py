@@ -14,6 +14,7 @@ from typing import Any
 
 from registry_watcher.policy import POLICY_TAG, TrafficPolicy
 from registry_watcher.reader import RegistryReader, poll_timeout_s
+from registry_watcher.redact import redact, redact_tree
 from registry_watcher.state import DesiredState, StateDiff
 from registry_watcher.targets import Target, parse_target
 from registry_watcher.watcher import PollResult, RegistryWatcher
@@ -160,7 +161,7 @@ class Gateway:
             workers = self.board.unready_reason()
             if workers is not None:
                 reasons = [workers]
-        return reasons
+        return [redact(reason) for reason in reasons]  # load errors quote artifact URLs
 
     # --- request path -----------------------------------------------------------------
 
@@ -250,7 +251,7 @@ class Gateway:
             raise ServingError(
                 503,
                 "TEMPORARILY_UNAVAILABLE",
-                f"Could not write the policy to the registry, nothing changed: {exc}",
+                redact(f"Could not write the policy to the registry, nothing changed: {exc}"),
                 outcome="unavailable",
             ) from None
         record = (
@@ -416,10 +417,12 @@ class Gateway:
         watcher = status.as_dict()
         watcher["last_success_at"] = _iso(status.last_success_at)
         watcher["last_attempt_at"] = _iso(status.last_attempt_at)
-        return {
+        view = {
             "worker": {"pid": os.getpid(), "started_at": _iso(self.started_at)},
             "ready": self.is_ready(),
             "unready_reasons": self.unready_reasons(),
             "models": list(models.values()),
             "watcher": watcher,
         }
+        # Load errors and sources quote artifact and registry URLs: no credentials out.
+        return redact_tree(view)

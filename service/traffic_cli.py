@@ -95,31 +95,43 @@ def check_against_registry(client: Any, model: Any, policy: TrafficPolicy) -> No
 
 
 def run_traffic(args: argparse.Namespace, registry_uri: str | None) -> int:
-    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
 
     if not registry_uri:
         say(NO_REGISTRY)
         return 2
-    client = MlflowClient(tracking_uri=registry_uri, registry_uri=registry_uri)
     try:
-        model = registered_model(client, args.name)
-        tags = dict(model.tags or {})
-        if args.action == "set":
-            policy = policy_from_args(args.weights, args.shadow, args.sticky)
-            check_against_registry(client, model, policy)
-            client.set_registered_model_tag(args.name, POLICY_TAG, policy.to_json())
-            print(json.dumps(policy.to_dict(), indent=2))
-            say(f"traffic policy of {args.name} written; gateways apply it at their next poll")
-            return 0
-        if args.action == "clear":
-            if POLICY_TAG in tags:
-                client.delete_registered_model_tag(args.name, POLICY_TAG)
-            say(f"traffic policy of {args.name} cleared: all traffic to the first target")
-            return 0
-        return _show(tags.get(POLICY_TAG))
+        return _run(args, registry_uri)
     except PolicyError as exc:
         say(f"invalid traffic policy: {exc}")
         return 2
+    except MlflowException as exc:  # its texts quote the registry URL: say() redacts
+        say(f"the registry refused: {exc.message}")
+        return 1
+    except Exception as exc:  # unreachable registry, bad URI: one line, not a traceback
+        say(f"could not use the registry: {type(exc).__name__}: {exc}")
+        return 1
+
+
+def _run(args: argparse.Namespace, registry_uri: str) -> int:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=registry_uri, registry_uri=registry_uri)
+    model = registered_model(client, args.name)
+    tags = dict(model.tags or {})
+    if args.action == "set":
+        policy = policy_from_args(args.weights, args.shadow, args.sticky)
+        check_against_registry(client, model, policy)
+        client.set_registered_model_tag(args.name, POLICY_TAG, policy.to_json())
+        print(json.dumps(policy.to_dict(), indent=2))
+        say(f"traffic policy of {args.name} written; gateways apply it at their next poll")
+        return 0
+    if args.action == "clear":
+        if POLICY_TAG in tags:
+            client.delete_registered_model_tag(args.name, POLICY_TAG)
+        say(f"traffic policy of {args.name} cleared: all traffic to the first target")
+        return 0
+    return _show(tags.get(POLICY_TAG))
 
 
 def _show(value: str | None) -> int:

@@ -8,6 +8,7 @@ import argparse
 import json
 from typing import Any
 
+from registry_watcher.redact import redact_url
 from registry_watcher.webhook import EVENTS
 from service.cli_common import NO_REGISTRY, registry_option, say
 
@@ -33,7 +34,7 @@ def _describe(webhook: Any) -> dict[str, Any]:
     return {
         "id": webhook.webhook_id,
         "name": webhook.name,
-        "url": webhook.url,
+        "url": redact_url(webhook.url),  # a gateway URL may carry credentials
         "events": sorted(str(e) for e in webhook.events),
         "status": str(webhook.status),
     }
@@ -79,8 +80,8 @@ def run_webhooks(args: argparse.Namespace, registry_uri: str | None, env_secret:
     if not registry_uri:
         say(NO_REGISTRY)
         return 2
-    client = MlflowClient(tracking_uri=registry_uri, registry_uri=registry_uri)
     try:
+        client = MlflowClient(tracking_uri=registry_uri, registry_uri=registry_uri)
         if args.action == "list":
             print(json.dumps([_describe(w) for w in _all_webhooks(client)], indent=2))
             return 0
@@ -97,4 +98,7 @@ def run_webhooks(args: argparse.Namespace, registry_uri: str | None, env_secret:
         return 0
     except MlflowException as exc:
         say(f"the registry refused: {exc.message}")
+        return 1
+    except Exception as exc:  # unreachable registry, bad URI: one line, not a traceback
+        say(f"could not use the registry: {type(exc).__name__}: {exc}")
         return 1

@@ -250,6 +250,7 @@ class Gateway:
             *[arg for m in models for arg in ("--model", m)], *extra,
         ]  # fmt: skip
         self.proc: subprocess.Popen | None = None
+        self.cwd = REPO_ROOT  # where the user types the command
 
     @property
     def url(self) -> str:
@@ -265,7 +266,7 @@ class Gateway:
                 self.command,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                cwd=REPO_ROOT,
+                cwd=self.cwd,
                 env=env,
                 start_new_session=True,
             )

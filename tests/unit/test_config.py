@@ -286,3 +286,8 @@ def test_settings_are_immutable() -> None:
     s = Settings.from_env(BASE)
     with pytest.raises(AttributeError):
         s.workers = 5  # type: ignore[misc]
+
+
+def test_a_stage_mlflow_cannot_have_is_refused_suggesting_an_alias() -> None:
+    error = config_error(STAGESERVE_TARGETS="champion")
+    assert "STAGESERVE_TARGETS" in str(error) and "'@champion'" in str(error)

@@ -1,0 +1,131 @@
+"""No credential in any answer or log line: a gateway whose registry URI carries a
+password, with an admin token, a webhook secret and MLflow credentials set, through a
+registry outage and a failed admin write; then the CLI against the dead registry."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from tests.integration.harness import (
+    ALL_FEATURES,
+    REPO_ROOT,
+    Gateway,
+    MlflowServer,
+    Registry,
+    split_payload,
+    wait_until,
+)
+
+pytestmark = pytest.mark.integration
+
+PASSWORD = "S3cr3t-XYZ"
+ADMIN_TOKEN = "adm1n-T0ken-QRS"
+WEBHOOK_SECRET = "w3bhook-S3c-LMN"
+TRACKING_PASSWORD = "envPassw0rd-UVW"
+SECRETS = (PASSWORD, ADMIN_TOKEN, WEBHOOK_SECRET, TRACKING_PASSWORD)
+
+
+class Collected:
+    """Every answer's status, headers and body, as text to grep."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    def add(self, label: str, response: httpx.Response) -> httpx.Response:
+        headers = "\n".join(f"{k}: {v}" for k, v in response.headers.items())
+        self.texts.append(f"== {label} {response.status_code}\n{headers}\n{response.text}")
+        return response
+
+    def cli(self, label: str, done: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+        self.texts.append(f"== {label} rc={done.returncode}\n{done.stdout}\n{done.stderr}")
+        return done
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "STAGESERVE_ADMIN_TOKEN": ADMIN_TOKEN}
+    env["STAGESERVE_WEBHOOK_SECRET"] = WEBHOOK_SECRET
+    env["MLFLOW_TRACKING_PASSWORD"] = TRACKING_PASSWORD
+    env["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
+    return subprocess.run(
+        [sys.executable, "-m", "service.cli", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+
+
+def test_no_secret_in_any_answer_or_log(tmp_path, model_name) -> None:
+    server = MlflowServer(tmp_path / "registry")  # its own: this test kills it
+    server.start()
+    gateway: Gateway | None = None
+    seen = Collected()
+    try:
+        registry = Registry(server.uri)
+        v1 = registry.register_ridge(model_name, ALL_FEATURES, alpha=1.0)
+        registry.transition(model_name, v1.version, "Production")
+        uri = f"http://user:{PASSWORD}@127.0.0.1:{server.port}"
+        gateway = Gateway(
+            tmp_path, uri, [model_name], "--poll-interval", "0.3",
+            env={
+                "STAGESERVE_ADMIN_TOKEN": ADMIN_TOKEN,
+                "STAGESERVE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+                "MLFLOW_TRACKING_USERNAME": "user",
+                "MLFLOW_TRACKING_PASSWORD": TRACKING_PASSWORD,
+                "STAGESERVE_MAX_BACKOFF": "1",
+            },
+        ).start()  # fmt: skip
+        # The server ignores the credentials (no basic auth): the gateway serves.
+        prediction = seen.add("predict", gateway.post("/invocations", json=split_payload()))
+        assert prediction.status_code == 200
+        state = seen.add("admin/models", gateway.get("/admin/models")).json()
+        assert state["watcher"]["registry_uri"] == f"http://***@127.0.0.1:{server.port}"
+        seen.add("ping", gateway.get("/ping"))
+        seen.add("metrics", gateway.get("/metrics"))
+        seen.add("traffic", gateway.get(f"/admin/models/{model_name}/traffic"))
+        seen.add("webhook unsigned", gateway.post("/webhooks/mlflow", json={"x": 1}))
+
+        server.stop()  # outage: poll failures quote the URL in their exceptions
+        assert wait_until(
+            lambda: gateway.state()["watcher"]["consecutive_failures"] >= 3, 60, 0.2
+        ), gateway.log_tail()
+        down = seen.add("admin/models down", gateway.get("/admin/models")).json()
+        assert down["watcher"]["last_error"]  # the error is said, without the password
+        written = seen.add(
+            "admin write down",
+            httpx.put(
+                f"{gateway.url}/admin/models/{model_name}/traffic",
+                json={"weights": {"Production": 100}},
+                headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+                timeout=60,
+            ),
+        )
+        assert written.status_code == 503, written.text
+        assert "Could not write the policy" in written.json()["message"]
+        seen.add("predict down", gateway.post("/invocations", json=split_payload()))
+        seen.add("ping down", gateway.get("/ping"))
+        seen.add("metrics down", gateway.get("/metrics"))
+        seen.add("traffic down", gateway.get(f"/admin/models/{model_name}/traffic"))
+
+        shown = seen.cli("traffic show", cli("traffic", "show", model_name, "--registry-uri", uri))
+        assert shown.returncode != 0 and "Traceback" not in shown.stderr
+        listed = seen.cli("webhooks list", cli("webhooks", "list", "--registry-uri", uri))
+        assert listed.returncode != 0 and "Traceback" not in listed.stderr
+    finally:
+        if gateway is not None:
+            gateway.stop()
+        server.stop()
+
+    log = gateway.log.read_text(errors="replace")
+    assert "registry poll failed" in log  # the failures were logged, with their cause
+    assert f"from http://***@127.0.0.1:{server.port}" in log  # the start-up banner
+    everything = "\n".join([*seen.texts, log])
+    leaks = {secret: everything.count(secret) for secret in SECRETS}
+    leaking = [line for line in everything.splitlines() if any(s in line for s in SECRETS)]
+    assert leaks == dict.fromkeys(SECRETS, 0), (leaks, len(leaking), leaking[:10])
