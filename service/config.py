@@ -96,6 +96,12 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         "Folder the workers share (webhook fan-out, replay ids); default: one per gateway.",
     ),
+    Setting(
+        "STAGESERVE_WORKER_READY_TIMEOUT",
+        "300",
+        "Seconds a worker (re)started while another one serves may load its required "
+        "targets before taking connections; 0: take connections at once.",
+    ),
 )
 
 
@@ -174,6 +180,7 @@ class Settings:
     max_batch: int = 64
     keepalive_max_requests: int = 100
     trace_predictions: bool = False
+    worker_ready_timeout_s: float = 300.0
 
     @property
     def required_target(self) -> Target:
@@ -218,4 +225,5 @@ class Settings:
             max_batch=_int(env, "STAGESERVE_MAX_BATCH", 1),
             trace_predictions=trace_predictions(env),
             keepalive_max_requests=_int(env, "STAGESERVE_KEEPALIVE_MAX_REQUESTS", 0),
+            worker_ready_timeout_s=_float(env, "STAGESERVE_WORKER_READY_TIMEOUT", 0.0),
         )
