@@ -140,6 +140,7 @@ def _start(tmp_path: Path, registry, mlflow_server, model_name: str) -> Gateway:
     return gateway
 
 
+@pytest.mark.timeout(900)  # three loads under load on a busy machine take minutes
 def test_respawned_worker_takes_no_traffic_cold(
     mlflow_server, registry, model_name, tmp_path
 ) -> None:
@@ -158,12 +159,12 @@ def test_respawned_worker_takes_no_traffic_cold(
                 settled = load.total(200) + 300
                 assert wait_until(lambda s=settled: load.total(200) >= s, 60)
                 figures.append((kill, phase, to_respawn, to_ready))
-        for kill, phase, to_respawn, to_ready in figures:
-            print(
-                f"kill {kill + 1}: {phase.count(503)} x 503, {phase.connection_errors} "
-                f"connection errors, {phase.count(200)} x 200, replacement after "
-                f"{to_respawn:.1f} s, ready after {to_ready:.1f} s"
-            )
+                print(
+                    f"kill {kill + 1}: {phase.count(503)} x 503, {phase.connection_errors} "
+                    f"connection errors, {phase.count(200)} x 200, replacement after "
+                    f"{to_respawn:.1f} s, ready after {to_ready:.1f} s",
+                    flush=True,
+                )
         assert all(phase.count(200) > 0 for _, phase, _, _ in figures)
         five_hundreds = {s: n for p in load.phases for s, n in p.statuses.items() if s != 200}
         assert five_hundreds == {}, f"non-200 answers across kills: {five_hundreds}"
