@@ -258,6 +258,7 @@ class Gateway:
             *[arg for m in models for arg in ("--model", m)], *extra,
         ]  # fmt: skip
         self.proc: subprocess.Popen | None = None
+        self._workers_seen: dict[int, Any] = {}  # pid -> psutil.Process
 
     @property
     def url(self) -> str:
@@ -290,6 +291,7 @@ class Gateway:
         if wait_ready and not wait_until(self._settled, timeout, 0.1):
             self.stop()
             raise RuntimeError(f"stageserve targets did not settle:\n{_tail(self.log)}")
+        self.worker_pids()  # remembered, for stop() to reach them even if orphaned
         return self
 
     def _settled(self) -> bool:
@@ -310,7 +312,9 @@ class Gateway:
             children = psutil.Process(self.proc.pid).children()
         except psutil.NoSuchProcess:
             return []
-        return sorted(c.pid for c in children if c.is_running() and _is_worker(c))
+        workers = [c for c in children if c.is_running() and _is_worker(c)]
+        self._workers_seen.update((w.pid, w) for w in workers)
+        return sorted(w.pid for w in workers)
 
     def stop(self) -> None:
         """Stop the supervisor's process group, then any worker it left behind: workers
@@ -324,6 +328,10 @@ class Gateway:
             workers = psutil.Process(self.proc.pid).children(recursive=True)
         except psutil.NoSuchProcess:
             workers = []
+        # Workers seen earlier too: a supervisor that died first left its workers to init.
+        workers += [
+            w for pid, w in self._workers_seen.items() if pid not in {c.pid for c in workers}
+        ]
         _stop_group(self.proc)
         self.proc = None
         # psutil.Process remembers each process's start time: a reused pid is not killed.

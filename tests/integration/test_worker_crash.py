@@ -209,3 +209,23 @@ def test_a_killed_workers_metrics_and_socket_are_forgotten(
         assert (tmp_path / "runtime" / f"worker-{pids[0]}.sock").exists()
     finally:
         gateway.stop()
+
+
+def test_the_harness_stops_workers_whose_supervisor_died(
+    mlflow_server, registry, model_name, tmp_path
+) -> None:
+    """Workers run in their own sessions: a supervisor killed first leaves them to init,
+    and a group kill cannot reach them. Gateway.stop() must."""
+    import psutil
+
+    gateway = _start(tmp_path, registry, mlflow_server, model_name)
+    workers = [psutil.Process(pid) for pid in gateway.worker_pids()]
+    try:
+        assert len(workers) == 2
+        assert gateway.proc is not None
+        os.kill(gateway.proc.pid, signal.SIGKILL)
+        gateway.proc.wait(30)
+        assert all(w.is_running() for w in workers)  # orphaned, still running
+    finally:
+        gateway.stop()
+    assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)
