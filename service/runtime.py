@@ -112,6 +112,7 @@ class Gateway:
         self._refresh_asked_at: float | None = None
         self.board = ReadinessBoard(settings.runtime_dir, settings.workers)
         self._board_lock = threading.Lock()
+        self._stopping = False
         self.connections = ConnectionRecycler(
             settings.keepalive_max_requests if settings.workers > 1 else 0
         )
@@ -139,7 +140,9 @@ class Gateway:
         self.watcher.start()
 
     def stop(self) -> None:
-        self.board.publish(False)
+        with self._board_lock:
+            self._stopping = True  # no poll or swap posts the marker again
+            self.board.publish(False)
         self.watcher.stop()
         self.pool.stop()
         self.mirror.stop()
@@ -161,7 +164,7 @@ class Gateway:
     def _publish_readiness(self) -> None:
         """Post this worker's marker as it is now (pool thread and watcher thread)."""
         with self._board_lock:
-            self.board.publish(self.pool.is_ready())
+            self.board.publish(self.pool.is_ready() and not self._stopping)
 
     def is_ready(self) -> bool:
         """Ready when this worker and every other worker of the gateway are."""
@@ -386,10 +389,13 @@ class Gateway:
         self._publish_process_stats()
         # Housekeeping a killed worker cannot do for itself, and a marker lost (a wiped
         # runtime folder) comes back within a poll.
-        self._publish_readiness()
-        self.metric_files.sweep()
-        if self.nudge is not None:
-            self.nudge.sweep()
+        try:
+            self._publish_readiness()
+            self.metric_files.sweep()
+            if self.nudge is not None:
+                self.nudge.sweep()
+        except OSError as exc:  # e.g. a runtime folder made unwritable
+            log.warning("worker housekeeping failed: %s", exc)
         self.metrics.registry_polls.labels("success" if result.ok else "error").inc()
         self.metrics.registry_up.set(1 if result.ok else 0)
         self.metrics.registry_consecutive_failures.set(self.watcher.status.consecutive_failures)
