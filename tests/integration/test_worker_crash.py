@@ -34,6 +34,7 @@ class Outcomes:
 
     statuses: dict[int, int] = field(default_factory=dict)
     connection_errors: int = 0
+    pings: dict[int, int] = field(default_factory=dict)  # /ping answers by status
 
     def count(self, status: int) -> int:
         return self.statuses.get(status, 0)
@@ -48,6 +49,7 @@ class Load:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._loop) for _ in range(clients)]
+        self._threads.append(threading.Thread(target=self._probe))
 
     def new_phase(self) -> Outcomes:
         with self._lock:
@@ -71,6 +73,17 @@ class Load:
                     self._record(None)
                     continue
                 self._record(r.status_code)
+
+    def _probe(self) -> None:
+        """A load balancer's readiness probe, ten times a second."""
+        while not self._stop.wait(0.1):
+            try:
+                status = httpx.get(self.url + "/ping", timeout=5).status_code
+            except httpx.TransportError:
+                status = 0
+            with self._lock:
+                pings = self.phases[-1].pings
+                pings[status] = pings.get(status, 0) + 1
 
     def total(self, status: int) -> int:
         with self._lock:
@@ -162,7 +175,7 @@ def test_respawned_worker_takes_no_traffic_cold(
                 print(
                     f"kill {kill + 1}: {phase.count(503)} x 503, {phase.connection_errors} "
                     f"connection errors, {phase.count(200)} x 200, replacement after "
-                    f"{to_respawn:.1f} s, ready after {to_ready:.1f} s",
+                    f"{to_respawn:.1f} s, ready after {to_ready:.1f} s; /ping: {phase.pings}",
                     flush=True,
                 )
         assert all(phase.count(200) > 0 for _, phase, _, _ in figures)
