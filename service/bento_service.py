@@ -17,6 +17,7 @@ from service.config import Settings, trace_predictions
 from service.http_app import create_app
 from service.run_dirs import plain_serve_runtime_dir
 from service.runtime import Gateway
+from service.warm_start import WarmStartPolicy, hold_until_warm
 
 bentoml_fixes.install()
 log_redaction.protect(os.environ)  # before anything logs a registry URL
@@ -80,6 +81,14 @@ class StageServe:
 
     def __is_ready__(self) -> bool:
         return self.gateway.is_ready()
+
+    @bentoml.on_startup
+    async def warm_start(self) -> None:
+        """Keep off the shared socket while another worker serves and this one is still
+        loading (uvicorn listens only once startup hooks are done): a worker respawned
+        after a crash never answers 503 for want of a model. See service/warm_start.py."""
+        policy = WarmStartPolicy(self.gateway.settings.worker_ready_timeout_s)
+        await hold_until_warm(self.gateway, policy)
 
     @bentoml.on_shutdown
     def shutdown(self) -> None:

@@ -106,6 +106,12 @@ SETTINGS: tuple[Setting, ...] = (
         "67108864",
         "Bytes (bodies and primary answers) the shadow queue holds at most; more are dropped.",
     ),
+    Setting(
+        "STAGESERVE_WORKER_READY_TIMEOUT",
+        "300",
+        "Seconds a worker (re)started while another one serves may load its required "
+        "targets before taking connections; 0: take connections at once.",
+    ),
 )
 
 
@@ -185,6 +191,7 @@ class Settings:
     keepalive_max_requests: int = 100
     trace_predictions: bool = False
     shadow_queue_bytes: int = 64 * 1024 * 1024
+    worker_ready_timeout_s: float = 300.0
 
     @property
     def required_target(self) -> Target:
@@ -232,4 +239,5 @@ class Settings:
             trace_predictions=trace_predictions(env),
             keepalive_max_requests=_int(env, "STAGESERVE_KEEPALIVE_MAX_REQUESTS", 0),
             shadow_queue_bytes=_int(env, "STAGESERVE_SHADOW_QUEUE_BYTES", 1),
+            worker_ready_timeout_s=_float(env, "STAGESERVE_WORKER_READY_TIMEOUT", 0.0),
         )

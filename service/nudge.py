@@ -5,7 +5,10 @@ Unix datagram socket in a folder all workers share (``STAGESERVE_RUNTIME_DIR``, 
 once by the CLI or by the BentoML supervisor when it imports the service); a worker
 that receives a webhook sends one datagram to every other socket there. Receiving is a
 blocking ``recv`` on a thread: no polling, no shared state, nothing to clean up but the
-socket file (and a dead worker's stale file is removed by the first send that fails).
+socket file. A killed worker leaves its file behind: ``sweep`` (at start and after every
+registry poll) and the first send that fails remove it. Whether a file is live is asked
+of the socket itself (connecting to a file nobody has bound is refused), which a pid
+given to another process cannot fake.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ class WorkerNudge:
             os.unlink(self.path)
         self._receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._receiver.bind(self.path)
+        self.sweep()
         self._thread = threading.Thread(target=self._run, name="worker-nudge", daemon=True)
         self._thread.start()
 
@@ -45,9 +49,7 @@ class WorkerNudge:
         reached = 0
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sender:
             sender.setblocking(False)
-            for path in glob.glob(os.path.join(self.directory, "worker-*.sock")):
-                if path == self.path:
-                    continue
+            for path in self._others():
                 try:
                     sender.sendto(MESSAGE, path)
                     reached += 1
@@ -59,6 +61,28 @@ class WorkerNudge:
                 except OSError as exc:
                     log.warning("could not nudge %s: %s", path, exc)
         return reached
+
+    def sweep(self) -> list[str]:
+        """Remove the socket files of workers that are gone; returns their paths."""
+        removed = []
+        for path in self._others():
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as probe:
+                try:
+                    probe.connect(path)
+                    continue
+                except (ConnectionRefusedError, FileNotFoundError):
+                    pass
+                except OSError as exc:
+                    log.debug("could not probe %s: %s", path, exc)
+                    continue
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+                removed.append(path)
+        return removed
+
+    def _others(self) -> list[str]:
+        paths = glob.glob(os.path.join(self.directory, "worker-*.sock"))
+        return [path for path in paths if path != self.path]
 
     def stop(self) -> None:
         receiver, self._receiver = self._receiver, None

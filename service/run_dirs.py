@@ -17,7 +17,7 @@ import shutil
 import stat
 import tempfile
 
-from service.processes import alive, process_start_time
+from service.processes import ProcessIdentity, start_ticks
 
 log = logging.getLogger("stageserve.run_dirs")
 
@@ -29,14 +29,14 @@ def plain_serve_runtime_dir(supervisor_pid: int, tmp: str | None = None) -> str:
     """The folder for the workers of ``supervisor_pid``, after sweeping dead ones."""
     tmp = tmp or tempfile.gettempdir()
     sweep(tmp)
-    start = process_start_time(supervisor_pid)
+    start = start_ticks(supervisor_pid)
     suffix = str(supervisor_pid) if start is None else f"{supervisor_pid}-{start}"
     return os.path.join(tmp, PREFIX + suffix)
 
 
 def sweep(tmp: str) -> list[str]:
     """Remove this user's runtime folders in ``tmp`` whose supervisor has stopped."""
-    if process_start_time(os.getpid()) is None:
+    if start_ticks(os.getpid()) is None:
         return []  # no /proc: liveness cannot be told apart from pid reuse; keep all
     try:
         names = os.listdir(tmp)
@@ -55,7 +55,7 @@ def sweep(tmp: str) -> list[str]:
         if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
             continue
         pid, start = int(match[1]), match[2]
-        gone = process_start_time(pid) is None if start is None else not alive(pid, int(start))
+        gone = not ProcessIdentity(pid, None if start is None else int(start)).alive()
         if gone:
             shutil.rmtree(path, ignore_errors=True)
             removed.append(name)

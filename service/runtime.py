@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,7 @@ from service.connections import ConnectionRecycler
 from service.errors import ServingError, bad_request, not_found, unavailable
 from service.loader import LoadedVersion, VersionLoader
 from service.log_limits import limit_per_request_warnings
+from service.metric_files import MetricFileSweeper, multiprocess_dir
 from service.metrics import get_metrics
 from service.nudge import WorkerNudge
 from service.policies import ADMIN, PolicyBook, PolicyRecord
@@ -70,6 +72,11 @@ class Gateway:
         loader: Loader | None = None,
     ) -> None:
         self.settings = settings
+        # Before this worker writes any metric: claim its pid's metric files, and forget
+        # the per-process gauges of workers that died (service/metric_files.py).
+        self.metric_files = MetricFileSweeper(multiprocess_dir())
+        self.metric_files.claim()
+        self.metric_files.sweep()
         self.metrics = get_metrics()
         self.started_at = time.time()
         limit_per_request_warnings()
@@ -115,6 +122,8 @@ class Gateway:
         )
         self._refresh_asked_at: float | None = None
         self.board = ReadinessBoard(settings.runtime_dir, settings.workers)
+        self._board_lock = threading.Lock()
+        self._stopping = False
         self.connections = ConnectionRecycler(
             settings.keepalive_max_requests if settings.workers > 1 else 0
         )
@@ -142,7 +151,9 @@ class Gateway:
         self.watcher.start()
 
     def stop(self) -> None:
-        self.board.publish(False)
+        with self._board_lock:
+            self._stopping = True  # no poll or swap posts the marker again
+            self.board.publish(False)
         self.watcher.stop()
         self.pool.stop()
         self.mirror.stop()
@@ -150,6 +161,23 @@ class Gateway:
             self.nudge.stop()
         if isinstance(self.loader, VersionLoader):
             self.loader.close()  # downloaded versions go with the worker
+
+    # What service/warm_start.py asks while a (re)started worker keeps off the socket.
+
+    def is_loaded(self) -> bool:
+        """Whether this worker has its required targets loaded."""
+        return self.pool.is_ready()
+
+    def ready_siblings(self) -> int:
+        return self.board.other_ready_workers()
+
+    def standby(self, waiting: bool) -> None:
+        self.board.standby(waiting)
+
+    def _publish_readiness(self) -> None:
+        """Post this worker's marker as it is now (pool thread and watcher thread)."""
+        with self._board_lock:
+            self.board.publish(self.pool.is_ready() and not self._stopping)
 
     def is_ready(self) -> bool:
         """Ready when this worker and every other worker of the gateway are."""
@@ -362,7 +390,7 @@ class Gateway:
             self.metrics.load_duration.labels(model).observe(seconds)
 
     def _on_target(self, model: str, target: Target, loaded: LoadedVersion | None) -> None:
-        self.board.publish(self.pool.is_ready())
+        self._publish_readiness()
         self._refresh_weights(model)
         self.metrics.loaded_version.labels(model, target.text).set(
             loaded.ref.version if loaded else 0
@@ -377,6 +405,15 @@ class Gateway:
 
     def _on_poll(self, result: PollResult) -> None:
         self._publish_process_stats()
+        # Housekeeping a killed worker cannot do for itself, and a marker lost (a wiped
+        # runtime folder) comes back within a poll.
+        try:
+            self._publish_readiness()
+            self.metric_files.sweep()
+            if self.nudge is not None:
+                self.nudge.sweep()
+        except OSError as exc:  # e.g. a runtime folder made unwritable
+            log.warning("worker housekeeping failed: %s", exc)
         self.metrics.registry_polls.labels("success" if result.ok else "error").inc()
         self.metrics.registry_up.set(1 if result.ok else 0)
         self.metrics.registry_consecutive_failures.set(self.watcher.status.consecutive_failures)

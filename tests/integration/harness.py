@@ -6,6 +6,7 @@ always stopped (process group killed) even when a test fails.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -229,6 +230,13 @@ class Registry:
         return matches[0]
 
 
+def _is_worker(process: Any) -> bool:
+    try:
+        return "_bentoml_impl.worker.service" in process.cmdline()
+    except Exception:  # gone, or a zombie
+        return False
+
+
 class Gateway:
     """`stageserve serve` as a user starts it, in its own process group."""
 
@@ -251,6 +259,7 @@ class Gateway:
         ]  # fmt: skip
         self.proc: subprocess.Popen | None = None
         self.cwd = REPO_ROOT  # where the user types the command
+        self._workers_seen: dict[int, Any] = {}  # pid -> psutil.Process
 
     @property
     def url(self) -> str:
@@ -283,6 +292,7 @@ class Gateway:
         if wait_ready and not wait_until(self._settled, timeout, 0.1):
             self.stop()
             raise RuntimeError(f"stageserve targets did not settle:\n{_tail(self.log)}")
+        self.worker_pids()  # remembered, for stop() to reach them even if orphaned
         return self
 
     def _settled(self) -> bool:
@@ -292,10 +302,45 @@ class Gateway:
         models = self.state()["models"]
         return all(t["status"] in settled for m in models for t in m["targets"])
 
+    def worker_pids(self) -> list[int]:
+        """Pids of the gateway's worker processes: children of the BentoML supervisor
+        (the process the CLI became), which start their own sessions."""
+        import psutil
+
+        if self.proc is None:
+            return []
+        try:
+            children = psutil.Process(self.proc.pid).children()
+        except psutil.NoSuchProcess:
+            return []
+        workers = [c for c in children if c.is_running() and _is_worker(c)]
+        self._workers_seen.update((w.pid, w) for w in workers)
+        return sorted(w.pid for w in workers)
+
     def stop(self) -> None:
-        if self.proc is not None:
-            _stop_group(self.proc)
-            self.proc = None
+        """Stop the supervisor's process group, then any worker it left behind: workers
+        run in their own sessions, so a group kill (or a supervisor killed before it
+        stopped them) does not reach them."""
+        if self.proc is None:
+            return
+        import psutil
+
+        try:
+            workers = psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            workers = []
+        # Workers seen earlier too: a supervisor that died first left its workers to init.
+        workers += [
+            w for pid, w in self._workers_seen.items() if pid not in {c.pid for c in workers}
+        ]
+        _stop_group(self.proc)
+        self.proc = None
+        # psutil.Process remembers each process's start time: a reused pid is not killed.
+        _, alive = psutil.wait_procs(workers, timeout=5)
+        for worker in alive:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                worker.kill()
+        psutil.wait_procs(alive, timeout=10)
 
     def get(self, path: str, **kwargs: Any) -> httpx.Response:
         return httpx.get(self.url + path, timeout=10, **kwargs)

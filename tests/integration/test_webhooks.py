@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from registry_watcher.webhook import sign
-from service.processes import process_start_time
+from service.processes import start_ticks
 from service.run_dirs import plain_serve_runtime_dir
 from service.run_dirs import sweep as sweep_run_dirs
 from tests.integration.harness import (
@@ -199,7 +199,7 @@ def test_plain_bentoml_serve_workers_share_one_runtime_folder(
     # Named after the supervisor (the workers' parent) and its start time, so that it can
     # be swept once the supervisor is gone.
     folder = plain_serve_runtime_dir(proc.pid)
-    assert folder.endswith(f"stageserve-run-{proc.pid}-{process_start_time(proc.pid)}")
+    assert folder.endswith(f"stageserve-run-{proc.pid}-{start_ticks(proc.pid)}")
     try:
         assert wait_until(
             lambda: httpx.get(f"http://127.0.0.1:{port}/ping").status_code == 200, 120, 0.2

@@ -291,3 +291,13 @@ def test_settings_are_immutable() -> None:
 def test_a_stage_mlflow_cannot_have_is_refused_suggesting_an_alias() -> None:
     error = config_error(STAGESERVE_TARGETS="champion")
     assert "STAGESERVE_TARGETS" in str(error) and "'@champion'" in str(error)
+
+
+def test_worker_ready_timeout() -> None:
+    table = {setting.env: setting.default for setting in SETTINGS}
+    assert float(table["STAGESERVE_WORKER_READY_TIMEOUT"]) == 300.0
+    assert Settings.from_env(BASE).worker_ready_timeout_s == 300.0
+    env = {**BASE, "STAGESERVE_WORKER_READY_TIMEOUT": "0"}
+    assert Settings.from_env(env).worker_ready_timeout_s == 0.0
+    with pytest.raises(ConfigError, match="STAGESERVE_WORKER_READY_TIMEOUT"):
+        Settings.from_env({**BASE, "STAGESERVE_WORKER_READY_TIMEOUT": "-1"})

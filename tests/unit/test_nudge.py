@@ -28,18 +28,44 @@ def test_broadcast_reaches_every_other_worker(tmp_path) -> None:
     assert not list(tmp_path.glob("worker-*.sock"))
 
 
-def test_a_dead_workers_socket_file_is_removed(tmp_path) -> None:
-    stale = tmp_path / "worker-999999.sock"
+def _leave_socket_file(path) -> None:
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as dead:
-        dead.bind(str(stale))  # bound, then closed: nobody receives on it any more
+        dead.bind(str(path))  # bound, then closed: nobody receives on it any more
+
+
+def test_a_dead_workers_socket_file_is_removed(tmp_path) -> None:
     live = WorkerNudge(str(tmp_path), lambda: None)
     live.start()
     try:
-        assert stale.exists()
+        stale = tmp_path / "worker-999999.sock"
+        _leave_socket_file(stale)
         assert live.broadcast() == 0
         assert not stale.exists()
     finally:
         live.stop()
+
+
+def test_a_starting_worker_sweeps_the_files_of_dead_ones(tmp_path) -> None:
+    """A killed worker's file goes when the next worker starts (or polls), not only when
+    a webhook arrives; the file of a worker that runs, whatever its pid, stays."""
+    stale = tmp_path / f"worker-{os.getpid()}0.sock"  # a pid that may be anyone's now
+    _leave_socket_file(stale)
+    running = WorkerNudge(str(tmp_path), lambda: None)
+    running.path = str(tmp_path / "worker-1.sock")
+    running.start()
+    newcomer = WorkerNudge(str(tmp_path), lambda: None)
+    try:
+        assert not stale.exists()  # the running worker swept it at its start
+        _leave_socket_file(stale)
+        newcomer.start()
+        assert not stale.exists()
+        assert (tmp_path / "worker-1.sock").exists()
+        _leave_socket_file(stale)
+        assert newcomer.sweep() == [str(stale)]
+        assert newcomer.sweep() == []
+    finally:
+        newcomer.stop()
+        running.stop()
 
 
 def test_replay_cache_shared_through_the_folder(tmp_path) -> None:

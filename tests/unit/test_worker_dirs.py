@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from service import run_dirs
-from service.processes import alive, process_start_time
+from service.processes import ProcessIdentity, start_ticks
 from service.worker_dirs import LOCK_SUFFIX, WorkerDir, default_root, sweep
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -58,14 +58,15 @@ class Holder:
 
 
 def test_start_time_identifies_a_process() -> None:
-    start = process_start_time(os.getpid())
+    start = start_ticks(os.getpid())
     assert start is not None and start > 0
-    assert alive(os.getpid(), start)
-    assert not alive(os.getpid(), start + 1)  # same pid, another start: another process
+    assert ProcessIdentity(os.getpid(), start).alive()
+    # Same pid, another start time: another process.
+    assert not ProcessIdentity(os.getpid(), start + 1).alive()
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait(30)
-    assert process_start_time(child.pid) is None
-    assert not alive(child.pid, start)
+    assert start_ticks(child.pid) is None
+    assert not ProcessIdentity(child.pid, start).alive()
 
 
 def test_a_released_folder_is_gone(tmp_path: Path) -> None:
@@ -120,7 +121,7 @@ def test_the_default_root_is_per_user_and_stable() -> None:
 def test_runtime_folders_of_stopped_supervisors_are_swept(tmp_path: Path) -> None:
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait(30)
-    me, my_start = os.getpid(), process_start_time(os.getpid())
+    me, my_start = os.getpid(), start_ticks(os.getpid())
     dead_new = tmp_path / f"stageserve-run-{child.pid}-12345"
     dead_legacy = tmp_path / f"stageserve-run-{child.pid}"
     reused = tmp_path / f"stageserve-run-{me}-{my_start - 1}"  # my pid, an earlier process
@@ -135,4 +136,4 @@ def test_runtime_folders_of_stopped_supervisors_are_swept(tmp_path: Path) -> Non
 
 @pytest.mark.parametrize("pid", [0, -1, 2**22 + 7])
 def test_no_such_process_has_no_start_time(pid: int) -> None:
-    assert process_start_time(pid) is None
+    assert start_ticks(pid) is None
