@@ -13,12 +13,10 @@ import tempfile
 
 import bentoml
 
-from service import bentoml_fixes
+from service import bentoml_fixes, head_limits
 from service.config import Settings, trace_predictions
 from service.http_app import create_app
 from service.runtime import Gateway
-
-bentoml_fixes.install()
 
 _gateway: Gateway | None = None
 
@@ -30,6 +28,8 @@ def current_gateway() -> Gateway:
 
 
 app = create_app(current_gateway)
+bentoml_fixes.install(route.path for route in app.routes)
+head_limits.install(head_limits.HeadLimits.from_env(os.environ))  # uvicorn's, in each worker
 
 
 def _workers() -> int:

@@ -96,6 +96,16 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         "Folder the workers share (webhook fan-out, replay ids); default: one per gateway.",
     ),
+    Setting(
+        "STAGESERVE_MAX_HEADER_BYTES",
+        "65536",
+        "Largest request head (request line and headers) accepted (431 above).",
+    ),
+    Setting(
+        "STAGESERVE_HEADER_TIMEOUT",
+        "10",
+        "Seconds a connection has to send a request's whole head before it is closed (408).",
+    ),
 )
 
 
@@ -146,6 +156,14 @@ def split_list(raw: str | None) -> list[str]:
     return [part.strip() for part in (raw or "").split(",") if part.strip()]
 
 
+def head_limits(env: Mapping[str, str]) -> tuple[int, float]:
+    """(most bytes, seconds) of a request head; read by each worker's HTTP protocol."""
+    return (
+        _int(env, "STAGESERVE_MAX_HEADER_BYTES", 1024),
+        _float(env, "STAGESERVE_HEADER_TIMEOUT", 0.1),
+    )
+
+
 def trace_predictions(env: Mapping[str, str]) -> bool:
     """Read at import by service/bento_service.py: BentoML takes its config then."""
     return _bool(env, "STAGESERVE_TRACE_PREDICTIONS")
@@ -174,6 +192,8 @@ class Settings:
     max_batch: int = 64
     keepalive_max_requests: int = 100
     trace_predictions: bool = False
+    max_header_bytes: int = 65536
+    header_timeout_s: float = 10.0
 
     @property
     def required_target(self) -> Target:
@@ -218,4 +238,6 @@ class Settings:
             max_batch=_int(env, "STAGESERVE_MAX_BATCH", 1),
             trace_predictions=trace_predictions(env),
             keepalive_max_requests=_int(env, "STAGESERVE_KEEPALIVE_MAX_REQUESTS", 0),
+            max_header_bytes=head_limits(env)[0],
+            header_timeout_s=head_limits(env)[1],
         )
