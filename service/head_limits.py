@@ -8,7 +8,8 @@ complete within ``STAGESERVE_HEADER_TIMEOUT`` seconds with 408 (or close a conne
 that sent nothing), both as MLflow JSON, then close the connection. ``install`` makes
 uvicorn pick them (its ``http`` setting names a class by string), in each worker.
 
-Costs on the request path: an integer add per header and one timer per request head.
+Costs on the request path: a clock read and a few attribute updates per request; at
+most one timer per connection and timeout period.
 """
 
 from __future__ import annotations
@@ -77,31 +78,47 @@ def timeout_message(limits: HeadLimits) -> str:
 
 
 class _HeadGuard:
-    """What both protocols share: the head timer, and answering then closing."""
+    """What both protocols share: the head deadline, and answering then closing.
+
+    One timer per connection at most, armed lazily: a head's start only records the
+    time; when the timer fires, it refuses a head that is still incomplete past its
+    deadline, re-arms for one that started later, and lapses otherwise (the next head
+    arms it again). So a request costs a clock read, not a timer."""
 
     limits: ClassVar[HeadLimits] = HeadLimits()
     transport: asyncio.Transport
     loop: asyncio.AbstractEventLoop
     _head_timer: asyncio.TimerHandle | None = None
+    _head_began = 0.0  # loop time the current (or last) head began
     _refused = False
 
-    def _arm_head_timer(self) -> None:
+    def _begin_head(self) -> None:
+        self._head_began = self.loop.time()
         if self._head_timer is None:
-            self._head_timer = self.loop.call_later(self.limits.timeout_s, self._head_timed_out)
+            self._head_timer = self.loop.call_at(
+                self._head_began + self.limits.timeout_s, self._head_deadline
+            )
 
     def _disarm_head_timer(self) -> None:
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
 
-    def _head_started(self) -> bool:
+    def _head_pending(self) -> bool:
+        """A head has begun (or the connection is new) and is not complete yet."""
         raise NotImplementedError
 
-    def _head_timed_out(self) -> None:
+    def _head_bytes_received(self) -> bool:
+        raise NotImplementedError
+
+    def _head_deadline(self) -> None:
         self._head_timer = None
-        if self.transport.is_closing():
+        if self.transport.is_closing() or not self._head_pending():
             return
-        if self._head_started():
+        deadline = self._head_began + self.limits.timeout_s
+        if self.loop.time() < deadline:  # this head began after the timer was armed
+            self._head_timer = self.loop.call_at(deadline, self._head_deadline)
+        elif self._head_bytes_received():
             self._refuse(408, timeout_message(self.limits))
         else:  # connected and sent nothing: nobody to answer
             self.transport.close()
@@ -119,30 +136,39 @@ class _HeadGuard:
 
 
 class LimitedHttpToolsProtocol(_HeadGuard, HttpToolsProtocol):
-    """uvicorn's httptools protocol with a bounded head."""
+    """uvicorn's httptools protocol with a bounded head.
+
+    Size: the raw bytes of a head still incomplete after a read are counted (an
+    unfinished header line sits in httptools' buffer, unseen by callbacks); a head that
+    completes within a read is measured exactly, but only when that read was big enough
+    for it to be over the limit, so an ordinary request pays nothing for it."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._in_head = False
-        self._head_size = 0  # exact: request target and complete header lines
-        self._head_seen = 0  # raw bytes while a head is incomplete (an unfinished
-        # header line sits in httptools' buffer, unseen by the callbacks)
+        self._in_head = True  # a new connection owes a head
+        self._started = False  # bytes of the current head have arrived
+        self._head_seen = 0  # raw bytes of the current head in earlier reads
+        self._chunk = 0  # size of the read being parsed
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._arm_head_timer()
+        self._begin_head()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_head_timer()
         super().connection_lost(exc)
 
-    def _head_started(self) -> bool:
+    def _head_pending(self) -> bool:
         return self._in_head
+
+    def _head_bytes_received(self) -> bool:
+        return self._started
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return
         self._unset_keepalive_if_required()
+        self._chunk = len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
@@ -160,7 +186,7 @@ class LimitedHttpToolsProtocol(_HeadGuard, HttpToolsProtocol):
             else:
                 self._unsupported_upgrade_warning()
             return
-        if self._in_head:
+        if self._in_head and self._started:
             self._head_seen += len(data)
             if self._head_seen > self.limits.max_bytes:
                 self._refuse(431, too_large_message(self.limits))
@@ -171,25 +197,17 @@ class LimitedHttpToolsProtocol(_HeadGuard, HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._in_head = True
-        self._head_size = 0
+        self._started = True
         self._head_seen = 0
-        self._arm_head_timer()
-
-    def on_url(self, url: bytes) -> None:
-        self._head_size += len(url)
-        if self._head_size > self.limits.max_bytes:
-            raise HeadTooLarge
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._head_size += len(name) + len(value) + 4  # ": " and CRLF
-        if self._head_size > self.limits.max_bytes:
-            raise HeadTooLarge
-        super().on_header(name, value)
+        self._begin_head()
 
     def on_headers_complete(self) -> None:
+        if self._head_seen + self._chunk > self.limits.max_bytes:  # could be over: measure
+            size = len(self.url) + sum(len(n) + len(v) + 4 for n, v in self.headers)
+            if size > self.limits.max_bytes:
+                raise HeadTooLarge
         self._in_head = False
-        self._disarm_head_timer()
+        self._started = False
         super().on_headers_complete()
 
 
@@ -219,26 +237,31 @@ class LimitedH11Protocol(_HeadGuard, H11Protocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.conn = _LimitedConnection(h11.SERVER, self.limits.max_bytes)
+        self._in_head = True
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._arm_head_timer()
+        self._begin_head()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_head_timer()
         super().connection_lost(exc)
 
-    def _head_started(self) -> bool:
+    def _head_pending(self) -> bool:
+        return self._in_head
+
+    def _head_bytes_received(self) -> bool:
         return bool(self.conn.trailing_data[0])
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return
-        if self.conn.their_state is h11.IDLE:
-            self._arm_head_timer()  # the next request's head starts with these bytes
+        if not self._in_head and self.conn.their_state is h11.IDLE:
+            self._in_head = True  # these bytes begin the next request's head
+            self._begin_head()
         super().data_received(data)
         if self.conn.their_state is not h11.IDLE:
-            self._disarm_head_timer()
+            self._in_head = False
 
     def send_400_response(self, msg: str) -> None:
         status = self.conn.refusal_status

@@ -229,6 +229,8 @@ def test_headers_just_under_the_limit_are_served(served) -> None:
     answer = gateway.post(route(model.name), json=split_payload(), headers={"X-Filler": filler})
     assert answer.status_code == 200
     assert answer.json()["predictions"] == [pytest.approx(model.expected())]
+    over = gateway.get("/ping", headers={"X-Filler": "a" * (MAX_HEADER_BYTES + 1024)})
+    assert over.status_code == 431  # the setting applies, not the 64 KiB default
 
 
 def test_a_slowloris_connection_is_closed_within_the_head_timeout(served) -> None:
