@@ -106,7 +106,7 @@ class ReplayCache:
 def _model_name(body: bytes) -> str | None:
     try:
         payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # deep nesting: RecursionError
         return None
     data = payload.get("data") if isinstance(payload, dict) else None
     name = data.get("name") if isinstance(data, dict) else None

@@ -21,6 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from registry_watcher.policy import PolicyError, policy_from_dict
+from service.bodies import read_body
 from service.errors import ServingError, bad_request, not_found
 from service.runtime import Gateway
 
@@ -85,13 +86,13 @@ def admin_routes(get_gateway: Callable[[], Gateway]) -> list[Route]:
         try:
             name = model_of(request, gateway)
             authorize(request, gateway)
-            body = await request.body()
-            if len(body) > MAX_POLICY_BYTES:
-                raise ServingError(413, "BAD_REQUEST", "A traffic policy is at most 64 KiB.")
+            body = await read_body(request, MAX_POLICY_BYTES, "A traffic policy")
             try:
                 document = json.loads(body)
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 raise bad_request(f"The policy is not valid JSON: {exc}") from None
+            except RecursionError:
+                raise bad_request("The policy is nested too deeply to be a policy.") from None
             try:
                 policy = policy_from_dict(document)
                 gateway.policies.validate(name, policy)
@@ -99,6 +100,8 @@ def admin_routes(get_gateway: Callable[[], Gateway]) -> list[Route]:
                 raise bad_request(
                     f"Invalid traffic policy: {exc}", "INVALID_PARAMETER_VALUE"
                 ) from None
+            except RecursionError:
+                raise bad_request("The policy is nested too deeply to be a policy.") from None
             await anyio.to_thread.run_sync(gateway.write_policy, name, policy)
             log.info("traffic policy of %s set through the admin API: %s", name, policy.to_json())
             return _json(gateway.traffic_view(name))
@@ -116,11 +119,16 @@ def admin_routes(get_gateway: Callable[[], Gateway]) -> list[Route]:
         except ServingError as error:
             return _error(error, _auth_headers(error))
 
+    traffic_methods = {"GET": get_traffic, "PUT": put_traffic, "DELETE": delete_traffic}
+
+    async def traffic(request: Request) -> Response:
+        # One route for the three methods, so a 405 lists all of them in its Allow header
+        # (Starlette adds HEAD, answered as GET).
+        return await traffic_methods.get(request.method, get_traffic)(request)
+
     return [
         Route("/admin/models", models, methods=["GET"]),
-        Route("/admin/models/{name:path}/traffic", get_traffic, methods=["GET"]),
-        Route("/admin/models/{name:path}/traffic", put_traffic, methods=["PUT"]),
-        Route("/admin/models/{name:path}/traffic", delete_traffic, methods=["DELETE"]),
+        Route("/admin/models/{name:path}/traffic", traffic, methods=list(traffic_methods)),
     ]
 
 

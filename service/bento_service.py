@@ -12,14 +12,13 @@ import os
 
 import bentoml
 
-from service import bentoml_fixes, log_redaction
+from service import bentoml_fixes, head_limits, log_redaction
 from service.config import Settings, trace_predictions
 from service.http_app import create_app
 from service.run_dirs import plain_serve_runtime_dir
 from service.runtime import Gateway
 from service.warm_start import WarmStartPolicy, hold_until_warm
 
-bentoml_fixes.install()
 log_redaction.protect(os.environ)  # before anything logs a registry URL
 
 _gateway: Gateway | None = None
@@ -32,6 +31,8 @@ def current_gateway() -> Gateway:
 
 
 app = create_app(current_gateway)
+bentoml_fixes.install(route.path for route in app.routes)
+head_limits.install(head_limits.HeadLimits.from_env(os.environ))  # uvicorn's, in each worker
 
 
 def _workers() -> int:

@@ -112,6 +112,16 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds a worker (re)started while another one serves may load its required "
         "targets before taking connections; 0: take connections at once.",
     ),
+    Setting(
+        "STAGESERVE_MAX_HEADER_BYTES",
+        "65536",
+        "Largest request head (request line and headers) accepted (431 above).",
+    ),
+    Setting(
+        "STAGESERVE_HEADER_TIMEOUT",
+        "10",
+        "Seconds a connection has to send a request's whole head before it is closed (408).",
+    ),
 )
 
 
@@ -162,6 +172,14 @@ def split_list(raw: str | None) -> list[str]:
     return [part.strip() for part in (raw or "").split(",") if part.strip()]
 
 
+def head_limits(env: Mapping[str, str]) -> tuple[int, float]:
+    """(most bytes, seconds) of a request head; read by each worker's HTTP protocol."""
+    return (
+        _int(env, "STAGESERVE_MAX_HEADER_BYTES", 1024),
+        _float(env, "STAGESERVE_HEADER_TIMEOUT", 0.1),
+    )
+
+
 def trace_predictions(env: Mapping[str, str]) -> bool:
     """Read at import by service/bento_service.py: BentoML takes its config then."""
     return _bool(env, "STAGESERVE_TRACE_PREDICTIONS")
@@ -192,6 +210,8 @@ class Settings:
     trace_predictions: bool = False
     shadow_queue_bytes: int = 64 * 1024 * 1024
     worker_ready_timeout_s: float = 300.0
+    max_header_bytes: int = 65536
+    header_timeout_s: float = 10.0
 
     @property
     def required_target(self) -> Target:
@@ -240,4 +260,6 @@ class Settings:
             keepalive_max_requests=_int(env, "STAGESERVE_KEEPALIVE_MAX_REQUESTS", 0),
             shadow_queue_bytes=_int(env, "STAGESERVE_SHADOW_QUEUE_BYTES", 1),
             worker_ready_timeout_s=_float(env, "STAGESERVE_WORKER_READY_TIMEOUT", 0.0),
+            max_header_bytes=head_limits(env)[0],
+            header_timeout_s=head_limits(env)[1],
         )

@@ -9,6 +9,7 @@ slow model, and concurrent requests share one predict call.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 
@@ -17,8 +18,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from service import error_pages
 from service.admin import admin_routes
-from service.errors import ServingError
+from service.bodies import read_body
+from service.errors import ServingError, internal_error
 from service.routing import TARGET_HEADER
 from service.runtime import Gateway
 from service.webhooks import webhook_routes
@@ -32,37 +35,30 @@ def error_response(error: ServingError) -> Response:
     return Response(error.body(), status_code=error.status, media_type=JSON)
 
 
-def _too_large(limit: int) -> ServingError:
-    return ServingError(
-        413,
-        "BAD_REQUEST",
-        f"Request body is larger than the {limit} bytes this gateway accepts "
-        "(STAGESERVE_MAX_BODY_BYTES).",
-    )
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing anything over ``limit`` bytes before reading it all."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def create_app(get_gateway: Callable[[], Gateway]) -> Starlette:
     async def invoke(request: Request, model: str | None) -> Response:
+        """Every prediction request is counted once in stageserve_requests_total: by
+        ``gateway.invoke`` once it has the body, by ``count_refused`` before."""
         gateway = get_gateway()
+        name = model
         try:
-            name = model if model is not None else gateway.model_for_default_route()
-            body = await read_body(request, gateway.settings.max_body_bytes)
-            asked = request.headers
+            if name is None:
+                name = gateway.model_for_default_route()
+            body = await read_body(
+                request, gateway.settings.max_body_bytes, setting="STAGESERVE_MAX_BODY_BYTES"
+            )
+        except ServingError as error:
+            gateway.count_refused(name, error.outcome)
+            return error_response(error)
+        except asyncio.CancelledError:  # BentoML's request timeout, while reading the body
+            gateway.count_refused(name, "timeout")
+            raise
+        except Exception:
+            gateway.count_refused(name, "error")
+            log.exception("unexpected error while reading a prediction request")
+            return error_response(internal_error())
+        asked = request.headers
+        try:
             answer = await gateway.invoke(
                 name,
                 asked.get(TARGET_HEADER),
@@ -74,9 +70,7 @@ def create_app(get_gateway: Callable[[], Gateway]) -> Starlette:
             return error_response(error)
         except Exception:
             log.exception("unexpected error while serving a prediction")
-            return error_response(
-                ServingError(500, "INTERNAL_ERROR", "Internal error; see the gateway log.", "error")
-            )
+            return error_response(internal_error())
         headers = answer.headers()
         if gateway.connections.should_close(request.scope.get("client")):
             headers["Connection"] = "close"
@@ -102,6 +96,7 @@ def create_app(get_gateway: Callable[[], Gateway]) -> Starlette:
         return Response(mlflow.__version__, media_type="text/plain")
 
     return Starlette(
+        exception_handlers=error_pages.handlers(),
         routes=[
             Route("/invocations", invocations, methods=["POST"]),
             Route("/models/{name:path}/invocations", model_invocations, methods=["POST"]),
@@ -110,5 +105,5 @@ def create_app(get_gateway: Callable[[], Gateway]) -> Starlette:
             Route("/version", version, methods=["GET"]),
             *admin_routes(get_gateway),
             *webhook_routes(get_gateway),
-        ]
+        ],
     )

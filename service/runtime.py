@@ -24,6 +24,7 @@ from service import heap, routing, traffic
 from service.config import Settings
 from service.connections import ConnectionRecycler
 from service.errors import ServingError, bad_request, not_found, unavailable
+from service.header_values import header_value
 from service.loader import LoadedVersion, VersionLoader
 from service.log_limits import limit_per_request_warnings
 from service.metric_files import MetricFileSweeper, multiprocess_dir
@@ -51,10 +52,11 @@ class Answer:
     version: int
 
     def headers(self) -> dict[str, str]:
+        # A name outside Latin-1 cannot be a header value as is (service/header_values.py).
         return {
-            "X-Model-Name": self.model,
+            "X-Model-Name": header_value(self.model),
             "X-Model-Version": str(self.version),
-            "X-Model-Target": self.target.text,
+            "X-Model-Target": header_value(self.target.text),
         }
 
 
@@ -229,6 +231,12 @@ class Gateway:
         except ServingError as exc:
             self.metrics.requests.labels(model, label_target, label_version, exc.outcome).inc()
             raise
+        except asyncio.CancelledError:  # BentoML's request timeout (a 504) cancelled it
+            self.metrics.requests.labels(model, label_target, label_version, "timeout").inc()
+            raise
+        except Exception:  # answered as a 500
+            self.metrics.requests.labels(model, label_target, label_version, "error").inc()
+            raise
         finally:
             self.metrics.in_flight.labels(model).dec()
         self.metrics.requests.labels(model, label_target, label_version, "success").inc()
@@ -242,6 +250,13 @@ class Gateway:
                 ShadowJob(model, label_target, shadow.text, body, content_type, payload, loop)
             )
         return Answer(payload, model, target, loaded.ref.version)
+
+    def count_refused(self, model: str | None, outcome: str) -> None:
+        """Count a prediction request that ended before ``invoke`` (no model to route to,
+        body too large, timed out or failed while reading the body). Only a served
+        model's name becomes a label."""
+        served = model if model is not None and self.pool.targets(model) else ""
+        self.metrics.requests.labels(served, "", "", outcome).inc()
 
     def _route(
         self, model: str, targets: tuple[Target, ...], override: str | None, key: str | None

@@ -20,9 +20,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from registry_watcher.webhook import ReplayCache, ReplayStore, verify
+from service.bodies import read_body
 from service.errors import ServingError
 from service.runtime import Gateway
 
+# MLflow's deliveries are a few hundred bytes; anything near this is not one. Read with
+# the limit, so an unauthenticated sender cannot make a worker buffer a huge body.
 MAX_DELIVERY_BYTES = 1024 * 1024
 JSON = "application/json"
 
@@ -82,10 +85,11 @@ def webhook_routes(get_gateway: Callable[[], Gateway]) -> list[Route]:
                 "Webhooks are off: start the gateway with STAGESERVE_WEBHOOK_SECRET set "
                 "to the secret of the MLflow webhook.",
             )
-        body = await request.body()
-        if len(body) > MAX_DELIVERY_BYTES:
+        try:
+            body = await read_body(request, MAX_DELIVERY_BYTES, "A webhook delivery")
+        except ServingError as error:
             gateway.webhook_outcome("malformed")
-            return _error(413, "BAD_REQUEST", "Webhook delivery larger than 1 MiB.")
+            return _error(error.status, error.error_code, error.message)
         verdict = verify(
             request.headers,
             body,

@@ -158,3 +158,11 @@ def test_any_body_signed_with_the_secret_verifies(body, delivery_id) -> None:
         "x-mlflow-signature": sign(SECRET, delivery_id.strip() or "x", ts, body),
     }
     assert check(headers, body).outcome == ACCEPTED
+
+
+def test_a_signed_body_nested_too_deep_to_parse_is_accepted_without_a_model_name() -> None:
+    """json.loads raises RecursionError (not ValueError) on deep nesting: that was a 500.
+    Such a body names no model, like any other unparsable one: refresh every model."""
+    deep = b"[" * 100_000 + b"]" * 100_000
+    verdict = check(delivery(deep), deep)
+    assert verdict.outcome == ACCEPTED and verdict.model is None
