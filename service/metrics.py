@@ -48,6 +48,7 @@ class Metrics:
     process_cpu: Any
     process_fds: Any
     process_start: Any
+    target_stale: Any
 
 
 _metrics: Metrics | None = None
@@ -194,6 +195,13 @@ def _create() -> Metrics:
             "stageserve_process_start_time_seconds",
             "Unix time each worker process started (restarts show as a new value).",
             multiprocess_mode="liveall",
+        ),
+        target_stale=Gauge(
+            "stageserve_target_stale",
+            "1 while a required target serves a version the registry no longer names "
+            "(model gone, stage or alias emptied: fail static), else 0. Max over workers.",
+            ["model", "target"],
+            multiprocess_mode="livemax",
         ),
     )
 

@@ -77,3 +77,15 @@ def test_runtime_folder_is_stable_per_user_and_port() -> None:
 
     assert default_runtime_dir(3000) == default_runtime_dir(3000)  # a restart reuses it
     assert default_runtime_dir(3000) != default_runtime_dir(3001)
+
+
+@pytest.mark.parametrize("choice", ["keep", "unload"])
+def test_on_empty_flag_becomes_environment(choice: str) -> None:
+    args = build_parser().parse_args(["serve", "--on-empty", choice])
+    assert serve_env(args, {}) == {"STAGESERVE_ON_EMPTY": choice}
+
+
+def test_on_empty_flag_refuses_other_values(capsys) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--on-empty", "drop"])
+    assert "--on-empty" in capsys.readouterr().err
