@@ -90,7 +90,8 @@ def _create() -> Metrics:
         ),
         swaps=Counter(
             "stageserve_swaps_total",
-            "Target changes by result: success, load_failed, smoke_test_failed, unloaded.",
+            "Target changes by result: success, load_failed, smoke_test_failed, load_timeout, "
+            "unloaded.",
             ["model", "target", "result"],
         ),
         load_duration=Histogram(
