@@ -398,6 +398,7 @@ class Gateway:
                 "registry_note": slot.note,
                 "stale_reason": slot.stale_reason,
                 "last_error": failure.error if failure else None,
+                "last_error_stage": failure.stage if failure else None,
                 "last_error_at": _iso(failure.at) if failure else None,
                 "failed_attempts": failure.attempts if failure else 0,
             }

@@ -109,6 +109,7 @@ def test_a_hung_load_times_out_without_holding_up_another_model(
         ), gateway.log_tail()
         timed_out_after = time.monotonic() - load_started
         failed = gateway.target_state(slow, "Production")
+        assert failed["last_error_stage"] == "load_timeout"
         assert f"did not finish within {LOAD_TIMEOUT:g}s" in failed["last_error"]
         assert failed["failed_attempts"] == 1
         assert failed["version"] == int(slow1.version)
