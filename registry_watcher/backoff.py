@@ -1,4 +1,5 @@
-"""Exponential backoff with full jitter, shared by registry polling and model loads."""
+"""Exponential backoff with jitter, for model load retries. (Registry polls do not back
+off: see schedule.py.)"""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """The polling loop: read the registry, resolve, diff, notify. Owns retries and backoff.
 
 Polling is the source of truth. A failed poll keeps the last known good state (the
-service keeps serving what it loaded) and backs off exponentially with jitter.
+service keeps serving what it loaded) and the next poll comes after the usual
+interval, jittered (``schedule.py`` says why polls do not back off).
 ``refresh_now()`` cuts the current wait short, for webhooks and tests.
 """
 
@@ -14,9 +15,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from registry_watcher.backoff import backoff_delay
 from registry_watcher.diagnosis import ResolutionDiagnosis
 from registry_watcher.redact import redact, redact_url
+from registry_watcher.schedule import PollSchedule
 from registry_watcher.snapshot import (
     READY,
     RegistryModel,
@@ -86,14 +87,14 @@ class RegistryWatcher:
         reader: Reader,
         targets: Mapping[str, tuple[Target, ...]],
         poll_interval_s: float = 2.0,
-        max_backoff_s: float = 60.0,
         registry_uri: str | None = None,
         on_poll: Callable[[PollResult], None] | None = None,
+        schedule: PollSchedule | None = None,
     ) -> None:
         self._reader = reader
         self._targets = dict(targets)
         self._poll_interval_s = poll_interval_s
-        self._max_backoff_s = max(max_backoff_s, poll_interval_s)
+        self._schedule = schedule or PollSchedule(poll_interval_s)
         self._subscribers: list[Subscriber] = []
         self._on_poll = on_poll
         self._state = DesiredState()
@@ -201,10 +202,7 @@ class RegistryWatcher:
                 log.exception("poll observer failed")
 
     def next_delay(self) -> float:
-        failures = self.status.consecutive_failures
-        if failures == 0:
-            return self._poll_interval_s
-        return backoff_delay(failures, self._poll_interval_s, self._max_backoff_s)
+        return self._schedule.delay(self.status.consecutive_failures)
 
     def refresh_now(self) -> None:
         """Cut the current wait short: poll again at once."""

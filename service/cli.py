@@ -123,6 +123,14 @@ def _add_serve_options(parser: argparse.ArgumentParser, demo: bool = False) -> N
     parser.add_argument(
         "--no-smoke-test", action="store_true", help="do not smoke-test versions before swapping"
     )
+    parser.add_argument(
+        "--on-empty",
+        choices=("keep", "unload"),
+        default=None,
+        help="when the registry names no version for a required target any more (model "
+        "deleted or renamed, stage or alias emptied): keep serving the version it has, "
+        "flagged stale (default), or unload it",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -163,6 +171,8 @@ def serve_env(args: argparse.Namespace, base: dict[str, str]) -> dict[str, str]:
         env["STAGESERVE_MODEL_DIR"] = args.model_dir
     if getattr(args, "no_smoke_test", False):
         env["STAGESERVE_SMOKE_TEST"] = "false"
+    if getattr(args, "on_empty", None):
+        env["STAGESERVE_ON_EMPTY"] = args.on_empty
     return env
 
 

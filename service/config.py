@@ -42,7 +42,13 @@ SETTINGS: tuple[Setting, ...] = (
         "The first one is required for readiness and takes the traffic.",
     ),
     Setting("STAGESERVE_POLL_INTERVAL", "2.0", "Seconds between registry polls."),
-    Setting("STAGESERVE_MAX_BACKOFF", "60", "Cap, in seconds, of poll and load retry backoff."),
+    Setting(
+        "STAGESERVE_MAX_BACKOFF",
+        "60",
+        "Cap, in seconds, of the retry backoff of a version that fails to load. Registry "
+        "polls never back off: during an outage they go on at the poll interval (jittered), "
+        "so a registry that comes back is read again within about one interval.",
+    ),
     Setting("STAGESERVE_WORKERS", "1", "BentoML worker processes."),
     Setting(
         "STAGESERVE_KEEPALIVE_MAX_REQUESTS",
@@ -122,6 +128,19 @@ SETTINGS: tuple[Setting, ...] = (
         "10",
         "Seconds a connection has to send a request's whole head before it is closed (408).",
     ),
+    Setting(
+        "STAGESERVE_ON_EMPTY",
+        "keep",
+        "What a required target does when the registry names no version for it any more "
+        "(model deleted or renamed, stage or alias emptied): keep (serve the version it has, "
+        "flagged stale) or unload (stop serving it). Optional targets always unload.",
+    ),
+    Setting(
+        "STAGESERVE_LOAD_TIMEOUT",
+        "600",
+        "Seconds a version's download, load and smoke test may take; past it the attempt is "
+        "abandoned, counted as a load_timeout failure and retried with backoff.",
+    ),
 )
 
 
@@ -168,6 +187,16 @@ def _bool(env: Mapping[str, str], name: str) -> bool:
     raise ConfigError(f"{name}={raw!r} is not a boolean (true/false)")
 
 
+ON_EMPTY_CHOICES = ("keep", "unload")
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    raw = (_get(env, name) or "").lower()
+    if raw not in choices:
+        raise ConfigError(f"{name}={raw!r} must be one of: {', '.join(choices)}")
+    return raw
+
+
 def split_list(raw: str | None) -> list[str]:
     return [part.strip() for part in (raw or "").split(",") if part.strip()]
 
@@ -212,6 +241,8 @@ class Settings:
     worker_ready_timeout_s: float = 300.0
     max_header_bytes: int = 65536
     header_timeout_s: float = 10.0
+    on_empty: str = "keep"
+    load_timeout_s: float = 600.0
 
     @property
     def required_target(self) -> Target:
@@ -262,4 +293,6 @@ class Settings:
             worker_ready_timeout_s=_float(env, "STAGESERVE_WORKER_READY_TIMEOUT", 0.0),
             max_header_bytes=head_limits(env)[0],
             header_timeout_s=head_limits(env)[1],
+            on_empty=_choice(env, "STAGESERVE_ON_EMPTY", ON_EMPTY_CHOICES),
+            load_timeout_s=_float(env, "STAGESERVE_LOAD_TIMEOUT", 0.1),
         )

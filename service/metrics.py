@@ -48,6 +48,7 @@ class Metrics:
     process_cpu: Any
     process_fds: Any
     process_start: Any
+    target_stale: Any
 
 
 _metrics: Metrics | None = None
@@ -89,7 +90,8 @@ def _create() -> Metrics:
         ),
         swaps=Counter(
             "stageserve_swaps_total",
-            "Target changes by result: success, load_failed, smoke_test_failed, unloaded.",
+            "Target changes by result: success, load_failed, smoke_test_failed, load_timeout, "
+            "unloaded.",
             ["model", "target", "result"],
         ),
         load_duration=Histogram(
@@ -194,6 +196,13 @@ def _create() -> Metrics:
             "stageserve_process_start_time_seconds",
             "Unix time each worker process started (restarts show as a new value).",
             multiprocess_mode="liveall",
+        ),
+        target_stale=Gauge(
+            "stageserve_target_stale",
+            "1 while a required target serves a version the registry no longer names "
+            "(model gone, stage or alias emptied: fail static), else 0. Max over workers.",
+            ["model", "target"],
+            multiprocess_mode="livemax",
         ),
     )
 

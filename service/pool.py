@@ -7,6 +7,15 @@ reference to the old one. Requests that already hold the old version finish on i
 A version that fails stays out of traffic, the old one keeps serving, and the load
 is retried with backoff. A version in several targets (``Production`` and
 ``@champion``) is loaded once.
+
+Loads run on their own threads: one at a time per model (so one model's versions never
+race each other), several models at once (up to ``max_concurrent_loads``), so a slow
+or hung download of one model never holds up another model's swaps. Each load has a
+deadline: past it the attempt is abandoned (recorded as a ``load_timeout`` failure and
+retried with backoff once it ends) and whatever it returns later is thrown away.
+
+What happens to a target the registry empties is the availability policy's call
+(``service/availability.py``), not the pool's.
 """
 
 from __future__ import annotations
@@ -14,17 +23,31 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from registry_watcher.backoff import backoff_delay
 from registry_watcher.state import DesiredState, VersionRef
 from registry_watcher.targets import Target
+from service.availability import (
+    DEFAULT_STALE_REASON,
+    AvailabilityPolicy,
+    EmptiedVerdict,
+    FailStatic,
+)
 from service.loader import LoadedVersion, LoadError
 
 log = logging.getLogger("stageserve.pool")
 
 Loader = Callable[[VersionRef], LoadedVersion]
+# Runs a load: by default on a new daemon thread; tests may run it inline.
+Spawner = Callable[[Callable[[], None], str], None]
+
+LOAD_TIMEOUT_STAGE = "load_timeout"
+
+
+def spawn_thread(work: Callable[[], None], name: str) -> None:
+    threading.Thread(target=work, name=name, daemon=True).start()
 
 
 @dataclass
@@ -50,12 +73,23 @@ class Slot:
     desired_known: bool = False  # False until the registry has been read once
     note: str | None = None  # why the target resolves to nothing, from the watcher
 
-    def status(self, failure: Failure | None, loading: VersionRef | None) -> str:
+    @property
+    def stale(self) -> bool:
+        """Serving a version the registry no longer names for this target (fail static)."""
+        return self.desired_known and self.desired is None and self.current is not None
+
+    @property
+    def stale_reason(self) -> str | None:
+        return (self.note or DEFAULT_STALE_REASON) if self.stale else None
+
+    def status(self, failure: Failure | None, loading: Collection[VersionRef] = ()) -> str:
         if self.desired is None:
+            if self.stale:
+                return "stale"
             return "empty" if self.desired_known else "waiting_for_registry"
         if self.current is not None and self.current.ref == self.desired:
             return "ready"
-        if loading == self.desired:
+        if self.desired in loading:
             return "loading"
         if failure is not None:
             return "failed"
@@ -68,6 +102,20 @@ class PoolObserver:
 
     on_swap: Callable[[str, Target, str, float], None] = lambda model, target, result, secs: None
     on_target: Callable[[str, Target, LoadedVersion | None], None] = lambda m, t, v: None
+    # (model, target, reason) when a target turns stale, reason None when it stops being.
+    on_stale: Callable[[str, Target, str | None], None] = lambda m, t, reason: None
+
+
+@dataclass
+class _Load:
+    """One load attempt in flight. ``abandoned`` once past its deadline: its thread may
+    still run, but its result is thrown away."""
+
+    ref: VersionRef
+    required: bool
+    started: float  # monotonic
+    deadline: float  # monotonic
+    abandoned: bool = False
 
 
 @dataclass
@@ -85,11 +133,19 @@ class ModelPool:
         retry_base_s: float = 1.0,
         retry_cap_s: float = 60.0,
         observer: PoolObserver | None = None,
+        availability: AvailabilityPolicy | None = None,
+        load_timeout_s: float = 600.0,
+        max_concurrent_loads: int = 2,
+        spawn: Spawner = spawn_thread,
     ) -> None:
         self._loader = loader
         self._retry_base_s = retry_base_s
         self._retry_cap_s = retry_cap_s
         self._observer = observer or PoolObserver()
+        self._availability = availability or FailStatic()
+        self._load_timeout_s = load_timeout_s
+        self._max_concurrent_loads = max(1, max_concurrent_loads)
+        self._spawn = spawn
         self._slots: dict[tuple[str, Target], Slot] = {
             (model, target): Slot(model, target, required(model, target))
             for model, model_targets in targets.items()
@@ -97,7 +153,9 @@ class ModelPool:
         }
         self._targets = {model: tuple(ts) for model, ts in targets.items()}
         self._failures: dict[VersionRef, Failure] = {}
-        self._loading: VersionRef | None = None
+        # Every attempt whose thread has not returned, abandoned or not: at most one
+        # per version, so a version that hangs holds at most one thread.
+        self._loads: dict[VersionRef, _Load] = {}
         self._lock = threading.Lock()  # guards desired/current bookkeeping, never held to load
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -122,8 +180,9 @@ class ModelPool:
         return None if ref is None else self._failures.get(ref)
 
     @property
-    def loading(self) -> VersionRef | None:
-        return self._loading
+    def loading(self) -> frozenset[VersionRef]:
+        """Versions being loaded now (attempts past their deadline are not)."""
+        return frozenset(ref for ref, load in list(self._loads.items()) if not load.abandoned)
 
     def is_ready(self) -> bool:
         """Every required target serves a version. A swap never clears `current`."""
@@ -148,17 +207,25 @@ class ModelPool:
     # --- desired state in -------------------------------------------------------------
 
     def apply(self, state: DesiredState) -> None:
-        """Take a new desired state (from the watcher). Unloads happen at once; loads
-        happen on the pool's thread."""
+        """Take a new desired state (from the watcher). Emptied targets are settled at
+        once, by the availability policy; loads happen on load threads."""
         emptied: list[Slot] = []
+        stale_changes: list[tuple[Slot, str | None]] = []
         with self._lock:
             for (model, target), slot in self._slots.items():
+                was_stale = slot.stale_reason
                 model_state = state.models.get(model)
                 slot.desired = state.version_for(model, target)
                 slot.desired_known = True
                 slot.note = model_state.notes.get(target) if model_state else None
-                if slot.desired is None and slot.current is not None:
+                if (
+                    slot.desired is None
+                    and slot.current is not None
+                    and self._availability.on_emptied(slot.required) is EmptiedVerdict.UNLOAD
+                ):
                     emptied.append(slot)
+                elif slot.stale_reason != was_stale:
+                    stale_changes.append((slot, slot.stale_reason))
             for slot in emptied:
                 was = slot.current.ref.version if slot.current else "?"
                 slot.current = None
@@ -172,6 +239,25 @@ class ModelPool:
             for ref in list(self._failures):
                 if ref not in wanted:
                     del self._failures[ref]
+        for slot, reason in stale_changes:
+            serving = slot.current.ref.version if slot.current else None
+            if reason is not None:
+                log.warning(
+                    "%s %s: %s; still serving version %s (fail static: it stays until the "
+                    "registry names a version again, or set --on-empty unload)",
+                    slot.model,
+                    slot.target.text,
+                    reason,
+                    serving,
+                )
+            else:
+                log.info(
+                    "%s %s: the registry names version %s again; no longer stale",
+                    slot.model,
+                    slot.target.text,
+                    slot.desired.version if slot.desired else "?",
+                )
+            self._observer.on_stale(slot.model, slot.target, reason)
         for slot in emptied:
             self._observer.on_swap(slot.model, slot.target, "unloaded", 0.0)
             self._observer.on_target(slot.model, slot.target, None)
@@ -179,26 +265,72 @@ class ModelPool:
 
     # --- reconciliation ---------------------------------------------------------------
 
-    def _next_job(self, now: float) -> tuple[_Job | None, float | None]:
-        """The next version to load, or the time until a retry is due."""
+    def _expire_overdue(self, now: float) -> None:
+        """Abandon the loads past their deadline: a timeout failure, retried later."""
+        overdue: list[_Load] = []
+        with self._lock:
+            for load in self._loads.values():
+                if not load.abandoned and load.deadline <= now:
+                    load.abandoned = True
+                    overdue.append(load)
+        for load in overdue:
+            error = LoadError(
+                LOAD_TIMEOUT_STAGE,
+                f"loading {load.ref.uri} did not finish within {self._load_timeout_s:g}s "
+                "(STAGESERVE_LOAD_TIMEOUT); the attempt was abandoned",
+            )
+            self._record_failure(load.ref, error, now - load.started)
+
+    def _take_job(self, now: float) -> tuple[_Job | None, LoadedVersion | None, float | None]:
+        """The next version to switch to: one another target already serves (returned
+        with it), or one to load now (registered as in flight); and the time until a
+        retry or a deadline is due."""
         jobs: dict[VersionRef, _Job] = {}
         soonest: float | None = None
+
+        def due_in(wait: float) -> None:
+            nonlocal soonest
+            soonest = wait if soonest is None else min(soonest, wait)
+
         with self._lock:
+            live = [load for load in self._loads.values() if not load.abandoned]
+            for load in live:
+                due_in(max(0.0, load.deadline - now))
+            busy_models = {load.ref.model for load in live}
             for slot in self._slots.values():
                 ref = slot.desired
                 if ref is None or (slot.current is not None and slot.current.ref == ref):
                     continue
+                if ref in self._loads:
+                    continue  # in flight, or abandoned and not returned yet
                 failure = self._failures.get(ref)
                 if failure is not None and failure.retry_at > now:
-                    wait = failure.retry_at - now
-                    soonest = wait if soonest is None else min(soonest, wait)
+                    due_in(failure.retry_at - now)
                     continue
                 jobs.setdefault(ref, _Job(ref)).slots.append(slot)
-        if not jobs:
-            return None, soonest
-        # Required targets first, so readiness comes as early as possible.
-        job = min(jobs.values(), key=lambda j: (not any(s.required for s in j.slots), j.ref.model))
-        return job, soonest
+            if not jobs:
+                return None, None, soonest
+            # Required targets first, so readiness comes as early as possible.
+            ordered = sorted(
+                jobs.values(), key=lambda j: (not any(s.required for s in j.slots), j.ref.model)
+            )
+            for job in ordered:
+                loaded = self._already_loaded(job.ref)
+                if loaded is not None:
+                    return job, loaded, soonest  # no load needed: switch at once
+            if len(live) >= self._max_concurrent_loads:
+                return None, None, soonest
+            for job in ordered:
+                if job.ref.model in busy_models:
+                    continue  # one load per model at a time
+                self._loads[job.ref] = _Load(
+                    job.ref,
+                    required=any(s.required for s in job.slots),
+                    started=now,
+                    deadline=now + self._load_timeout_s,
+                )
+                return job, None, soonest
+        return None, None, soonest
 
     def _already_loaded(self, ref: VersionRef) -> LoadedVersion | None:
         for slot in self._slots.values():
@@ -207,64 +339,91 @@ class ModelPool:
         return None
 
     def reconcile_once(self) -> float | None:
-        """Load one pending version if any; returns seconds until more work is due
-        (0 for now, None for nothing scheduled)."""
-        job, soonest = self._next_job(time.monotonic())
+        """Start (or, if already loaded elsewhere, switch to) one pending version;
+        abandon overdue loads. Returns seconds until more work is due (0 for now, None
+        for nothing scheduled); finished loads wake the pool's thread."""
+        now = time.monotonic()
+        self._expire_overdue(now)
+        job, loaded, soonest = self._take_job(now)
         if job is None:
             return soonest
+        if loaded is not None:
+            self._switch(loaded, 0.0)
+            return 0.0
         ref = job.ref
-        loaded = self._already_loaded(ref)
-        started = time.monotonic()
-        if loaded is None:
-            self._loading = ref
-            try:
-                loaded = self._loader(ref)
-            except Exception as exc:
-                self._record_failure(job, exc, time.monotonic() - started)
-                return 0.0
-            finally:
-                self._loading = None
-        duration = time.monotonic() - started
-        self._switch(job, loaded, duration)
+        self._spawn(lambda: self._load(ref), f"load-{ref.model}-v{ref.version}")
         return 0.0
 
-    def _record_failure(self, job: _Job, exc: Exception, duration: float) -> None:
+    def _load(self, ref: VersionRef) -> None:
+        """Body of a load thread: load, then hand the result back under the lock."""
+        started = time.monotonic()
+        loaded: LoadedVersion | None = None
+        error: Exception | None = None
+        try:
+            loaded = self._loader(ref)
+        except Exception as exc:
+            error = exc
+        duration = time.monotonic() - started
+        with self._lock:
+            load = self._loads.pop(ref, None)
+        if load is None or load.abandoned:
+            # Past its deadline: the timeout is already recorded. Dropping the only
+            # reference frees the version and, through its finalizer, its folder.
+            log.warning(
+                "%s version %s: an abandoned load ended after %.1fs (%s); discarded",
+                ref.model,
+                ref.version,
+                duration,
+                "loaded" if loaded is not None else f"failed: {error}",
+            )
+            loaded = None
+        elif error is not None:
+            self._record_failure(ref, error, duration)
+        elif loaded is not None:
+            self._switch(loaded, duration)
+        self._wake.set()
+
+    def _record_failure(self, ref: VersionRef, exc: Exception, duration: float) -> None:
         stage = exc.stage if isinstance(exc, LoadError) else "load"
         message = str(exc) if isinstance(exc, LoadError) else f"{type(exc).__name__}: {exc}"
         with self._lock:
-            if not any(s.desired == job.ref for s in self._slots.values()):
+            slots = [s for s in self._slots.values() if s.desired == ref]
+            if not slots:
                 return  # the registry moved on during the load: nothing to retry
-            previous = self._failures.get(job.ref)
+            previous = self._failures.get(ref)
             attempts = (previous.attempts if previous else 0) + 1
             delay = backoff_delay(attempts, self._retry_base_s, self._retry_cap_s)
-            self._failures[job.ref] = Failure(
+            self._failures[ref] = Failure(
                 attempts=attempts,
                 error=message[:1000],
                 stage=stage,
                 at=time.time(),
                 retry_at=time.monotonic() + delay,
             )
-        for slot in job.slots:
+        result = LOAD_TIMEOUT_STAGE if stage == LOAD_TIMEOUT_STAGE else f"{stage}_failed"
+        for slot in slots:
             serving = slot.current.ref.version if slot.current else None
             log.error(
                 "%s %s: version %s failed (%s, attempt %d, retry in %.1fs); still serving %s: %s",
                 slot.model,
                 slot.target.text,
-                job.ref.version,
+                ref.version,
                 stage,
                 attempts,
                 delay,
                 serving if serving is not None else "nothing",
                 message,
             )
-            self._observer.on_swap(slot.model, slot.target, f"{stage}_failed", duration)
+            self._observer.on_swap(slot.model, slot.target, result, duration)
 
-    def _switch(self, job: _Job, loaded: LoadedVersion, duration: float) -> None:
+    def _switch(self, loaded: LoadedVersion, duration: float) -> None:
         switched: list[Slot] = []
         with self._lock:
-            self._failures.pop(job.ref, None)
-            for slot in job.slots:
+            self._failures.pop(loaded.ref, None)
+            for slot in self._slots.values():
                 if slot.desired != loaded.ref:  # the registry moved on while we loaded
+                    continue
+                if slot.current is not None and slot.current.ref == loaded.ref:
                     continue
                 # No reference to the old version is kept here: it is freed as soon as
                 # its in-flight requests end.
@@ -283,7 +442,7 @@ class ModelPool:
             self._observer.on_target(slot.model, slot.target, loaded)
 
     def run_until_idle(self, timeout: float = 60.0) -> None:
-        """Reconcile until nothing is due now (tests and start-up)."""
+        """Reconcile until nothing is due now (tests and start-up, with inline loads)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             due = self.reconcile_once()
@@ -306,6 +465,7 @@ class ModelPool:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            self._wake.clear()  # before looking: a load ending from now on wakes us
             try:
                 due = self.reconcile_once()
             except Exception:  # never let the pool thread die
@@ -314,4 +474,3 @@ class ModelPool:
             if due == 0.0:
                 continue
             self._wake.wait(due)
-            self._wake.clear()

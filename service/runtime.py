@@ -21,6 +21,7 @@ from registry_watcher.targets import Target, parse_target
 from registry_watcher.watcher import PollResult, RegistryWatcher
 from registry_watcher.webhook import ACCEPTED, Verdict
 from service import heap, routing, traffic
+from service.availability import policy_for
 from service.config import Settings
 from service.connections import ConnectionRecycler
 from service.errors import ServingError, bad_request, not_found, unavailable
@@ -40,6 +41,7 @@ log = logging.getLogger("stageserve.runtime")
 
 # A shadow request waits this long at most for its version's batcher (the loop may stop).
 SHADOW_TIMEOUT_S = 60.0
+SWAP_RESULTS = ("success", "load_failed", "smoke_test_failed", "load_timeout", "unloaded")
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,11 @@ class Gateway:
             required=lambda model, target: target == settings.required_target,
             retry_base_s=min(1.0, settings.poll_interval_s),
             retry_cap_s=settings.max_backoff_s,
-            observer=PoolObserver(on_swap=self._on_swap, on_target=self._on_target),
+            observer=PoolObserver(
+                on_swap=self._on_swap, on_target=self._on_target, on_stale=self._on_stale
+            ),
+            availability=policy_for(settings.on_empty),
+            load_timeout_s=settings.load_timeout_s,
         )
         self.registry = registry or RegistryReader(
             settings.registry_uri, poll_timeout_s(settings.poll_interval_s)
@@ -114,7 +120,6 @@ class Gateway:
             self.registry,
             targets,
             poll_interval_s=settings.poll_interval_s,
-            max_backoff_s=settings.max_backoff_s,
             registry_uri=settings.registry_uri,
             on_poll=self._on_poll,
         )
@@ -134,7 +139,8 @@ class Gateway:
                 self.metrics.loaded_version.labels(model, target.text).set(0)
                 self.metrics.target_ready.labels(model, target.text).set(0)
                 self.metrics.registry_version.labels(model, target.text).set(0)
-                for result in ("success", "load_failed", "smoke_test_failed", "unloaded"):
+                self.metrics.target_stale.labels(model, target.text).set(0)
+                for result in SWAP_RESULTS:
                     # Series exist from the start, so increase() counts the first failure.
                     self.metrics.swaps.labels(model, target.text, result)
             self.metrics.policy_valid.labels(model).set(1)
@@ -412,6 +418,9 @@ class Gateway:
         )
         self.metrics.target_ready.labels(model, target.text).set(1 if loaded else 0)
 
+    def _on_stale(self, model: str, target: Target, reason: str | None) -> None:
+        self.metrics.target_stale.labels(model, target.text).set(0 if reason is None else 1)
+
     def _publish_process_stats(self) -> None:
         stats = read_process_stats()
         self.metrics.process_memory.set(stats.resident_memory_bytes)
@@ -456,7 +465,9 @@ class Gateway:
                 "smoke_tested": current.smoke_tested if current else None,
                 "registry_version": slot.desired.version if slot.desired else None,
                 "registry_note": slot.note,
+                "stale_reason": slot.stale_reason,
                 "last_error": failure.error if failure else None,
+                "last_error_stage": failure.stage if failure else None,
                 "last_error_at": _iso(failure.at) if failure else None,
                 "failed_attempts": failure.attempts if failure else 0,
             }

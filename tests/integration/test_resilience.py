@@ -303,9 +303,17 @@ def test_alias_and_pinned_version_targets(mlflow_server, registry, model_name, t
         champion = gateway.target_state(model_name, "@champion")
         assert champion["version"] == int(v2.version) and champion["status"] == "ready"
 
+        # Fail static: the required alias deleted, its version keeps serving, flagged.
         registry.client.delete_registered_model_alias(model_name, "champion")
-        assert wait_until(lambda: gateway.get("/ping").status_code == 503, 2 * POLL + 5)
-        assert "@champion" in " ".join(gateway.get("/ping").json()["reasons"])
+        assert wait_until(
+            lambda: gateway.target_state(model_name, "@champion")["status"] == "stale",
+            2 * POLL + 5,
+        )
+        stale = gateway.target_state(model_name, "@champion")
+        assert stale["stale_reason"] == "alias @champion is not set"
+        assert stale["version"] == int(v2.version)
+        assert gateway.get("/ping").status_code == 200
+        assert _answers(gateway, v2.version)
     finally:
         gateway.stop()
 

@@ -245,3 +245,15 @@ def test_demo_checks_the_port_before_seeding(tmp_path, capsys) -> None:
         capsys.readouterr().err == f"stageserve: port {port} is in use; pick another with --port\n"
     )
     assert not (tmp_path / "reg").exists()
+
+
+@pytest.mark.parametrize("choice", ["keep", "unload"])
+def test_on_empty_flag_becomes_environment(choice: str) -> None:
+    args = build_parser().parse_args(["serve", "--on-empty", choice])
+    assert serve_env(args, {}) == {"STAGESERVE_ON_EMPTY": choice}
+
+
+def test_on_empty_flag_refuses_other_values(capsys) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--on-empty", "drop"])
+    assert "--on-empty" in capsys.readouterr().err

@@ -301,3 +301,29 @@ def test_worker_ready_timeout() -> None:
     assert Settings.from_env(env).worker_ready_timeout_s == 0.0
     with pytest.raises(ConfigError, match="STAGESERVE_WORKER_READY_TIMEOUT"):
         Settings.from_env({**BASE, "STAGESERVE_WORKER_READY_TIMEOUT": "-1"})
+
+
+# --- fail static and load deadline (issue 9, items 1 and 10) ---------------------------
+
+
+def test_on_empty_and_load_timeout_defaults_match_the_table() -> None:
+    s = Settings.from_env(BASE)
+    table = {setting.env: setting.default for setting in SETTINGS}
+    assert s.on_empty == table["STAGESERVE_ON_EMPTY"] == "keep"
+    assert s.load_timeout_s == float(table["STAGESERVE_LOAD_TIMEOUT"]) == 600.0
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("keep", "keep"), ("UNLOAD", "unload")])
+def test_on_empty_values(raw: str, expected: str) -> None:
+    assert settings(STAGESERVE_ON_EMPTY=raw).on_empty == expected
+
+
+def test_on_empty_refuses_anything_else() -> None:
+    message = str(config_error(STAGESERVE_ON_EMPTY="drop"))
+    assert "STAGESERVE_ON_EMPTY" in message and "keep, unload" in message
+
+
+def test_load_timeout_is_a_positive_number() -> None:
+    assert settings(STAGESERVE_LOAD_TIMEOUT="30").load_timeout_s == 30.0
+    assert "STAGESERVE_LOAD_TIMEOUT" in str(config_error(STAGESERVE_LOAD_TIMEOUT="0"))
+    assert "STAGESERVE_LOAD_TIMEOUT" in str(config_error(STAGESERVE_LOAD_TIMEOUT="soon"))

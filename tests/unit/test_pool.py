@@ -6,8 +6,11 @@ tiny model and can be told to fail (LoadError or any exception) for chosen versi
 
 from __future__ import annotations
 
+import gc
 import json
+import threading
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +19,7 @@ import pytest
 
 from registry_watcher.state import DesiredState, ModelState, VersionRef
 from registry_watcher.targets import Target, parse_target
+from service.availability import AvailabilityPolicy, FailStatic, UnloadEmptied
 from service.loader import LoadedVersion, LoadError
 from service.pool import Failure, ModelPool, PoolObserver, Slot
 
@@ -65,11 +69,13 @@ class Events:
     def __init__(self) -> None:
         self.swaps: list[tuple[str, Target, str, float]] = []
         self.targets: list[tuple[str, Target, LoadedVersion | None]] = []
+        self.stale: list[tuple[str, Target, str | None]] = []
 
     def observer(self) -> PoolObserver:
         return PoolObserver(
             on_swap=lambda m, t, result, secs: self.swaps.append((m, t, result, secs)),
             on_target=lambda m, t, v: self.targets.append((m, t, v)),
+            on_stale=lambda m, t, reason: self.stale.append((m, t, reason)),
         )
 
     def results(self) -> list[tuple[str, str, str]]:
@@ -105,7 +111,9 @@ def make_pool(
     targets: dict[str, tuple[Target, ...]] | None = None,
     retry_base_s: float = 30.0,
     retry_cap_s: float = 60.0,
+    availability: AvailabilityPolicy | None = None,
 ) -> ModelPool:
+    """A pool whose loads run inline, in reconcile_once: the tests drive it step by step."""
     return ModelPool(
         targets or {"m": (PROD, STAGING)},
         loader,
@@ -113,7 +121,13 @@ def make_pool(
         retry_base_s=retry_base_s,
         retry_cap_s=retry_cap_s,
         observer=events.observer() if events else None,
+        availability=availability,
+        spawn=run_inline,
     )
+
+
+def run_inline(work: Callable[[], None], name: str) -> None:
+    work()
 
 
 def slot(pool: ModelPool, target: Target, model: str = "m") -> Slot:
@@ -470,23 +484,137 @@ def test_target_emptied_by_apply_at_once(loader: FakeLoader, events: Events) -> 
     assert pool.reconcile_once() is None
 
 
-def test_required_target_emptied_makes_the_pool_unready(loader: FakeLoader) -> None:
-    pool = make_pool(loader)
+def test_required_target_emptied_keeps_serving_flagged_stale(
+    loader: FakeLoader, events: Events
+) -> None:
+    """Fail static: archiving the only Production version (or deleting the alias) does
+    not take the model down; the target says why it is stale."""
+    pool = make_pool(loader, events)
     pool.apply(desired({"m": {PROD: ref(1)}}))
     pool.run_until_idle()
+    v1 = pool.get("m", PROD)
+    pool.apply(desired({"m": {PROD: None}}, {"m": {PROD: "no version in stage Production"}}))
+    assert pool.get("m", PROD) is v1
     assert pool.is_ready()
-    pool.apply(desired({"m": {PROD: None}}, {"m": {PROD: "alias gone"}}))
-    assert not pool.is_ready()
-    assert pool.unready_reasons() == ["m Production: alias gone"]
+    assert pool.unready_reasons() == []
+    assert status(pool, PROD) == "stale"
+    assert slot(pool, PROD).stale_reason == "no version in stage Production"
+    assert events.stale == [("m", PROD, "no version in stage Production")]
+    assert "unloaded" not in [r for _, _, r in events.results()]
+    assert pool.reconcile_once() is None  # nothing to load
+    # The same reason again is no news.
+    pool.apply(desired({"m": {PROD: None}}, {"m": {PROD: "no version in stage Production"}}))
+    assert len(events.stale) == 1
 
 
-def test_model_missing_from_the_state_empties_its_targets(loader: FakeLoader) -> None:
+def test_model_missing_from_the_registry_keeps_its_required_target(
+    loader: FakeLoader, events: Events
+) -> None:
+    pool = make_pool(loader, events)
+    pool.apply(desired({"m": {PROD: ref(1), STAGING: ref(2)}}))
+    pool.run_until_idle()
+    gone = DesiredState(
+        {
+            "m": ModelState(
+                "m",
+                False,
+                {PROD: None, STAGING: None},
+                notes={t: "model not found in the registry" for t in (PROD, STAGING)},
+            )
+        }
+    )
+    pool.apply(gone)
+    assert pool.get("m", PROD).ref == ref(1)
+    assert status(pool, PROD) == "stale"
+    assert slot(pool, PROD).stale_reason == "model not found in the registry"
+    # An optional target empties at once: its share goes to the others.
+    assert pool.get("m", STAGING) is None
+    assert status(pool, STAGING) == "empty"
+    assert events.swaps[-1] == ("m", STAGING, "unloaded", 0.0)
+    assert pool.is_ready()
+
+
+def test_a_state_without_the_model_at_all_keeps_it_too(loader: FakeLoader) -> None:
     pool = make_pool(loader)
     pool.apply(desired({"m": {PROD: ref(1)}}))
     pool.run_until_idle()
     pool.apply(DesiredState())
+    assert pool.get("m", PROD).ref == ref(1)
+    assert slot(pool, PROD).stale_reason == "the registry names no version for this target"
+
+
+def test_stale_target_comes_back_with_the_same_version(loader: FakeLoader, events: Events) -> None:
+    """Renamed and renamed back: the same version, nothing to load, the flag clears."""
+    pool = make_pool(loader, events)
+    pool.apply(desired({"m": {PROD: ref(1)}}))
+    pool.run_until_idle()
+    pool.apply(desired({"m": {PROD: None}}, {"m": {PROD: "model not found in the registry"}}))
+    pool.apply(desired({"m": {PROD: ref(1)}}))
+    assert status(pool, PROD) == "ready"
+    assert slot(pool, PROD).stale_reason is None
+    assert events.stale == [("m", PROD, "model not found in the registry"), ("m", PROD, None)]
+    assert pool.reconcile_once() is None
+    assert loader.calls == [ref(1)]
+
+
+def test_stale_target_swaps_normally_when_a_new_version_arrives(
+    loader: FakeLoader, events: Events
+) -> None:
+    pool = make_pool(loader, events)
+    pool.apply(desired({"m": {PROD: ref(1)}}))
+    pool.run_until_idle()
+    v1 = pool.get("m", PROD)
+    pool.apply(desired({"m": {PROD: None}}, {"m": {PROD: "model not found in the registry"}}))
+    pool.apply(desired({"m": {PROD: ref(7)}}))  # re-created, a new version in Production
+    assert status(pool, PROD) == "pending"
+    assert pool.get("m", PROD) is v1  # still serving until 7 is loaded
+    assert events.stale[-1] == ("m", PROD, None)
+    pool.run_until_idle()
+    assert pool.get("m", PROD).ref == ref(7)
+    assert status(pool, PROD) == "ready"
+
+
+def test_required_target_emptied_before_anything_loaded_stays_unready(
+    loader: FakeLoader, events: Events
+) -> None:
+    """Fail static has nothing to keep when nothing was loaded: unready, with the reason."""
+    pool = make_pool(loader, events)
+    loader.failures[ref(1)] = LoadError("load", "broken")
+    pool.apply(desired({"m": {PROD: ref(1)}}))
+    pool.run_until_idle()
+    pool.apply(desired({"m": {PROD: None}}, {"m": {PROD: "model not found in the registry"}}))
+    assert status(pool, PROD) == "empty"
+    assert not pool.is_ready()
+    assert pool.unready_reasons() == ["m Production: model not found in the registry"]
+    assert events.stale == []
+
+
+def test_unload_policy_empties_required_targets_at_once(loader: FakeLoader, events: Events) -> None:
+    """--on-empty unload: the registry is obeyed literally (the old behaviour)."""
+    pool = make_pool(loader, events, availability=UnloadEmptied())
+    pool.apply(desired({"m": {PROD: ref(1)}}))
+    pool.run_until_idle()
+    assert pool.is_ready()
+    pool.apply(desired({"m": {PROD: None}}, {"m": {PROD: "alias gone"}}))
     assert pool.get("m", PROD) is None
-    assert slot(pool, PROD).note is None
+    assert not pool.is_ready()
+    assert pool.unready_reasons() == ["m Production: alias gone"]
+    assert status(pool, PROD) == "empty"
+    assert events.swaps[-1] == ("m", PROD, "unloaded", 0.0)
+    assert events.stale == []
+
+
+def test_availability_policies() -> None:
+    from service.availability import EmptiedVerdict, OnEmpty, policy_for
+
+    assert FailStatic().on_emptied(required=True) is EmptiedVerdict.KEEP
+    assert FailStatic().on_emptied(required=False) is EmptiedVerdict.UNLOAD
+    assert UnloadEmptied().on_emptied(required=True) is EmptiedVerdict.UNLOAD
+    assert UnloadEmptied().on_emptied(required=False) is EmptiedVerdict.UNLOAD
+    assert isinstance(policy_for("keep"), FailStatic)
+    assert isinstance(policy_for(OnEmpty.UNLOAD), UnloadEmptied)
+    with pytest.raises(ValueError):
+        policy_for("sometimes")
 
 
 # --- desired changes while loading --------------------------------------------------
@@ -543,14 +671,14 @@ def test_target_emptied_while_loading_stays_empty(loader: FakeLoader) -> None:
 
 def test_status_while_loading(loader: FakeLoader) -> None:
     pool = make_pool(loader)
-    seen: list[tuple[VersionRef | None, str, str]] = []
+    seen: list[tuple[frozenset[VersionRef], str, str]] = []
     loader.during_load = lambda r: seen.append(
         (pool.loading, status(pool, PROD), status(pool, STAGING))
     )
     pool.apply(desired({"m": {PROD: ref(1), STAGING: ref(2)}}))
     pool.run_until_idle()
-    assert seen == [(ref(1), "loading", "pending"), (ref(2), "ready", "loading")]
-    assert pool.loading is None
+    assert seen == [({ref(1)}, "loading", "pending"), ({ref(2)}, "ready", "loading")]
+    assert pool.loading == frozenset()
 
 
 def test_loading_is_cleared_after_a_failure(loader: FakeLoader) -> None:
@@ -558,7 +686,7 @@ def test_loading_is_cleared_after_a_failure(loader: FakeLoader) -> None:
     loader.failures[ref(1)] = LoadError("load", "x")
     pool.apply(desired({"m": {PROD: ref(1)}}))
     pool.reconcile_once()
-    assert pool.loading is None
+    assert pool.loading == frozenset()
     assert status(pool, PROD) == "failed"
 
 
@@ -567,17 +695,246 @@ def test_loading_is_cleared_after_a_failure(loader: FakeLoader) -> None:
 
 def test_slot_status_values(tmp_path: Path) -> None:
     s = Slot("m", PROD, required=True)
-    assert s.status(None, None) == "waiting_for_registry"
+    assert s.status(None) == "waiting_for_registry"
     s.desired_known = True
-    assert s.status(None, None) == "empty"
+    assert s.status(None) == "empty"
     s.desired = ref(2)
-    assert s.status(None, None) == "pending"
-    assert s.status(None, ref(2)) == "loading"
-    assert s.status(None, ref(9)) == "pending"
+    assert s.status(None) == "pending"
+    assert s.status(None, {ref(2)}) == "loading"
+    assert s.status(None, {ref(9)}) == "pending"
     failure = Failure(1, "boom", "load", time.time(), time.monotonic() + 10)
-    assert s.status(failure, None) == "failed"
-    assert s.status(failure, ref(2)) == "loading"
+    assert s.status(failure) == "failed"
+    assert s.status(failure, {ref(2)}) == "loading"
     s.current = FakeLoader(tmp_path)(ref(2))
-    assert s.status(None, None) == "ready"
+    assert s.status(None) == "ready"
     s.current = FakeLoader(tmp_path)(ref(1))
-    assert s.status(None, None) == "pending"
+    assert s.status(None) == "pending"
+    s.desired = None
+    assert s.status(None) == "stale"
+    assert s.stale_reason == "the registry names no version for this target"
+    s.note = "no version in stage Production"
+    assert s.stale_reason == "no version in stage Production"
+
+
+# --- loads on threads: per model, concurrent across models, with a deadline ------------
+
+
+class GatedLoader(FakeLoader):
+    """A loader whose loads of chosen versions block until their gate opens. Events,
+    never sleeps: each load says when it has started."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        super().__init__(tmp_path)
+        self.gates: dict[VersionRef, threading.Event] = {}
+        self.started: dict[VersionRef, threading.Event] = {}
+        self.returned: list[weakref.ref[LoadedVersion]] = []
+
+    def gate(self, r: VersionRef) -> threading.Event:
+        self.started.setdefault(r, threading.Event())
+        return self.gates.setdefault(r, threading.Event())
+
+    def __call__(self, r: VersionRef) -> LoadedVersion:
+        self.calls.append(r)
+        self.started.setdefault(r, threading.Event()).set()
+        gate = self.gates.get(r)
+        if gate is not None:
+            assert gate.wait(30), f"gate of {r} never opened"
+        loaded = LoadedVersion(
+            ref=r,
+            model=VersionModel(r.version),
+            metadata=None,
+            input_schema=None,
+            with_params=False,
+            local_dir=str(self.tmp_path),
+        )
+        self.returned.append(weakref.ref(loaded))
+        return loaded
+
+
+class Signals(Events):
+    """Events, plus a threading.Event per (model, target, result) to wait on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: dict[tuple[str, str, str], threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def _event(self, key: tuple[str, str, str]) -> threading.Event:
+        with self._lock:
+            return self.seen.setdefault(key, threading.Event())
+
+    def observer(self) -> PoolObserver:
+        def on_swap(m: str, t: Target, result: str, secs: float) -> None:
+            self.swaps.append((m, t, result, secs))
+            self._event((m, t.text, result)).set()
+
+        return PoolObserver(
+            on_swap=on_swap, on_target=lambda m, t, v: self.targets.append((m, t, v))
+        )
+
+    def wait(self, model: str, target: Target, result: str) -> None:
+        assert self._event((model, target.text, result)).wait(30), (model, target, result)
+
+
+def threaded_pool(
+    loader: FakeLoader,
+    events: Events,
+    targets: dict[str, tuple[Target, ...]],
+    load_timeout_s: float = 600.0,
+    max_concurrent_loads: int = 2,
+    retry_base_s: float = 30.0,
+) -> ModelPool:
+    return ModelPool(
+        targets,
+        loader,
+        required=lambda model, target: target == PROD,
+        retry_base_s=retry_base_s,
+        retry_cap_s=retry_base_s,
+        observer=events.observer(),
+        load_timeout_s=load_timeout_s,
+        max_concurrent_loads=max_concurrent_loads,
+    )
+
+
+@pytest.fixture
+def gated(tmp_path: Path) -> GatedLoader:
+    return GatedLoader(tmp_path)
+
+
+def test_a_hung_load_does_not_hold_up_another_models_swap(gated: GatedLoader) -> None:
+    signals = Signals()
+    pool = threaded_pool(gated, signals, {"a": (PROD,), "b": (PROD,)})
+    hung = gated.gate(ref(1, "a"))
+    pool.start()
+    try:
+        pool.apply(desired({"a": {PROD: ref(1, "a")}, "b": {PROD: ref(1, "b")}}))
+        assert gated.started[ref(1, "a")].wait(30)
+        signals.wait("b", PROD, "success")  # b is served while a's load hangs
+        assert pool.get("b", PROD).ref == ref(1, "b")
+        assert pool.get("a", PROD) is None
+        assert status(pool, PROD, "a") == "loading"
+        assert pool.loading == {ref(1, "a")}
+        # b moves on again, still while a hangs.
+        pool.apply(desired({"a": {PROD: ref(1, "a")}, "b": {PROD: ref(2, "b")}}))
+        signals.wait("b", PROD, "success")
+        assert wait_for(lambda: pool.get("b", PROD).ref == ref(2, "b"))
+        hung.set()
+        signals.wait("a", PROD, "success")
+        assert pool.is_ready()
+    finally:
+        for gate in gated.gates.values():
+            gate.set()
+        pool.stop()
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 30.0) -> bool:
+    """Poll a condition the pool's own threads make true (no fixed sleep)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.005)
+    return False
+
+
+def test_one_load_per_model_at_a_time(gated: GatedLoader) -> None:
+    """Driven by hand with real load threads: reconcile_once starts what may start."""
+    pool = threaded_pool(gated, Events(), {"m": (PROD, STAGING)})
+    first = gated.gate(ref(1))
+    pool.apply(desired({"m": {PROD: ref(1), STAGING: ref(2)}}))
+    assert pool.reconcile_once() == 0.0
+    assert gated.started[ref(1)].wait(30)
+    due = pool.reconcile_once()  # the same model is busy: nothing starts, the deadline is due
+    assert due is not None and 590 < due <= 600
+    assert gated.calls == [ref(1)]
+    first.set()
+    assert wait_for(lambda: pool.get("m", PROD) is not None)
+    assert pool.reconcile_once() == 0.0
+    assert wait_for(lambda: pool.get("m", STAGING) is not None)
+    assert gated.calls == [ref(1), ref(2)]
+
+
+def test_loads_of_different_models_run_together_up_to_the_limit(gated: GatedLoader) -> None:
+    pool = threaded_pool(
+        gated, Events(), {"a": (PROD,), "b": (PROD,), "c": (PROD,)}, max_concurrent_loads=2
+    )
+    gates = [gated.gate(ref(1, name)) for name in "abc"]
+    pool.apply(desired({name: {PROD: ref(1, name)} for name in "abc"}))
+    assert pool.reconcile_once() == 0.0
+    assert pool.reconcile_once() == 0.0
+    assert gated.started[ref(1, "a")].wait(30) and gated.started[ref(1, "b")].wait(30)
+    assert pool.reconcile_once() > 0  # two loads in flight: c waits its turn
+    assert pool.loading == {ref(1, "a"), ref(1, "b")}
+    gates[0].set()
+    assert wait_for(lambda: pool.get("a", PROD) is not None)
+    assert pool.reconcile_once() == 0.0
+    assert gated.started[ref(1, "c")].wait(30)
+    for gate in gates:
+        gate.set()
+    assert wait_for(lambda: pool.is_ready())
+
+
+def test_a_load_past_its_deadline_fails_with_load_timeout_and_its_result_is_discarded(
+    gated: GatedLoader,
+) -> None:
+    signals = Signals()
+    pool = threaded_pool(gated, signals, {"m": (PROD,)}, load_timeout_s=0.0, retry_base_s=0.001)
+    pool.apply(desired({"m": {PROD: ref(1)}}))
+    assert pool.reconcile_once() == 0.0  # version 1 has no gate: it loads at once
+    assert wait_for(lambda: pool.get("m", PROD) is not None)
+    v1 = pool.get("m", PROD)
+
+    hung = gated.gate(ref(2))
+    pool.apply(desired({"m": {PROD: ref(2)}}))
+    assert pool.reconcile_once() == 0.0
+    assert gated.started[ref(2)].wait(30)
+    # The deadline (0 s here) has passed: the next look abandons the attempt.
+    pool.reconcile_once()
+    failure = pool.failure(ref(2))
+    assert failure is not None
+    assert failure.stage == "load_timeout"
+    assert "did not finish within 0s" in failure.error
+    assert failure.attempts == 1
+    assert status(pool, PROD) == "failed"
+    assert pool.loading == frozenset()
+    assert ("m", "Production", "load_timeout") in signals.results()
+    assert pool.get("m", PROD) is v1  # the old version keeps serving
+    # No second attempt while the abandoned one still holds its thread.
+    wait_until_retry_due(pool, ref(2))
+    assert pool.reconcile_once() is None
+    assert gated.calls.count(ref(2)) == 1
+
+    # The abandoned load ends later: its version must not swap in, and is freed.
+    hung.set()
+    assert wait_for(lambda: len(gated.returned) == 2)
+    abandoned = gated.returned[1]
+    assert wait_for(lambda: ref(2) not in pool._loads)
+    gc.collect()
+    assert abandoned() is None  # dropped: its finalizer removes its folder
+    assert pool.get("m", PROD) is v1
+    assert ("m", "Production", "success") not in signals.results()[1:]
+
+    # The retry (backoff of 1 ms) loads it again; this time in time (no deadline here).
+    pool._load_timeout_s = 600.0
+    wait_until_retry_due(pool, ref(2))
+    assert pool.reconcile_once() == 0.0
+    assert wait_for(lambda: pool.get("m", PROD).ref == ref(2))
+    assert gated.calls.count(ref(2)) == 2
+    assert pool.failure(ref(2)) is None
+
+
+def test_a_version_dropped_by_the_registry_while_abandoned_leaves_no_failure(
+    gated: GatedLoader,
+) -> None:
+    pool = threaded_pool(gated, Events(), {"m": (PROD,)}, load_timeout_s=0.0)
+    hung = gated.gate(ref(1))
+    pool.apply(desired({"m": {PROD: ref(1)}}))
+    assert pool.reconcile_once() == 0.0
+    assert gated.started[ref(1)].wait(30)
+    pool.reconcile_once()
+    assert pool.failure(ref(1)).stage == "load_timeout"
+    pool.apply(desired({"m": {PROD: ref(3)}}))
+    assert pool.failure(ref(1)) is None
+    hung.set()
+    assert wait_for(lambda: ref(1) not in pool._loads)
+    assert pool.get("m", PROD) is None

@@ -11,6 +11,7 @@ from dataclasses import replace
 
 import pytest
 
+from registry_watcher.schedule import PollSchedule
 from registry_watcher.snapshot import READY, RegistryModel, RegistryVersion
 from registry_watcher.state import DesiredState, StateDiff, TargetChange, VersionRef
 from registry_watcher.targets import Target, parse_target
@@ -234,7 +235,7 @@ def test_stage_and_alias_targets_together() -> None:
 def test_failing_poll_keeps_the_last_known_good_state() -> None:
     registry = FakeRegistry()
     registry.put(latest=(mv(1, "Production"),))
-    watcher, recorder = make(registry, poll_interval_s=2.0, max_backoff_s=60.0)
+    watcher, recorder = make(registry, poll_interval_s=2.0)
     watcher.poll_once()
     good = watcher.state
     assert watcher.status.reachable is True
@@ -297,22 +298,26 @@ def test_last_error_is_bounded() -> None:
     assert result.error == watcher.status.last_error
 
 
-def test_next_delay_backs_off_and_recovers() -> None:
+def test_a_failing_registry_is_polled_at_the_interval_with_jitter() -> None:
+    """No backoff for polls: however long the outage, the next poll is about one
+    interval away, so a registry that comes back is read again within 1.25 intervals."""
     registry = FakeRegistry()
     registry.put(latest=(mv(1, "Production"),))
-    watcher, _ = make(registry, poll_interval_s=1.0, max_backoff_s=8.0)
+    watcher, _ = make(registry, poll_interval_s=1.0)
     watcher.poll_once()
     assert watcher.next_delay() == 1.0
 
     registry.search_error = ConnectionError("down")
-    for failures in range(1, 9):
+    delays = []
+    for failures in range(1, 200):
         watcher.poll_once()
         assert watcher.status.consecutive_failures == failures
-        nominal = min(8.0, 1.0 * 2 ** (failures - 1))
-        for _ in range(25):
-            delay = watcher.next_delay()
-            assert nominal / 2 <= delay <= nominal
-            assert delay <= 8.0
+        delay = watcher.next_delay()
+        assert 0.75 <= delay <= 1.25
+        delays.append(delay)
+    # Jittered (replicas drift apart), and about one poll per interval on average.
+    assert max(delays) - min(delays) > 0.25
+    assert 0.9 <= sum(delays) / len(delays) <= 1.1
 
     registry.search_error = None
     result = watcher.poll_once()
@@ -323,14 +328,35 @@ def test_next_delay_backs_off_and_recovers() -> None:
     assert watcher.next_delay() == 1.0
 
 
-def test_backoff_cap_is_never_below_the_poll_interval() -> None:
+def test_the_watcher_uses_the_schedule_it_is_given() -> None:
     registry = FakeRegistry()
     registry.search_error = ConnectionError("down")
-    watcher, _ = make(registry, poll_interval_s=5.0, max_backoff_s=1.0)
-    for _ in range(5):
+    schedule = PollSchedule(5.0, jitter=0.5, rand=lambda: 1.0)
+    watcher, _ = make(registry, poll_interval_s=5.0, schedule=schedule)
+    for _ in range(50):
         watcher.poll_once()
-    for _ in range(25):
-        assert 2.5 <= watcher.next_delay() <= 5.0
+    assert watcher.next_delay() == 7.5
+
+
+def test_a_registry_back_after_a_long_outage_is_read_within_two_intervals() -> None:
+    """The issue's failure: after an outage the old backoff slept up to its 60 s cap
+    through the registry's return. Driven by a fake clock: the watcher's own loop."""
+    registry = FakeRegistry()
+    registry.put(latest=(mv(1, "Production"),))
+    watcher, recorder = make(registry, poll_interval_s=0.5)
+    clock = 0.0
+    watcher.poll_once()
+    registry.search_error = ConnectionError("down")
+    while clock < 30.0:  # a 30 s outage
+        clock += watcher.next_delay()
+        watcher.poll_once()
+    registry.search_error = None
+    registry.put(latest=(mv(2, "Production"),))
+    back_at = clock  # the registry is back (and changed) right after the last failure
+    clock += watcher.next_delay()
+    assert watcher.poll_once().ok
+    assert clock - back_at <= 2 * 0.5
+    assert recorder.calls[-1][0].version_for("m", PROD).version == 2
 
 
 def test_a_raising_subscriber_does_not_break_polling() -> None:
