@@ -91,6 +91,15 @@ class _HeadGuard:
     _head_timer: asyncio.TimerHandle | None = None
     _head_began = 0.0  # loop time the current (or last) head began
     _refused = False
+    _in_head = True  # a head has begun (or the connection is new) and is not complete
+
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
+        self._begin_head()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_head_timer()
+        super().connection_lost(exc)  # type: ignore[misc]
 
     def _begin_head(self) -> None:
         self._head_began = self.loop.time()
@@ -105,8 +114,7 @@ class _HeadGuard:
             self._head_timer = None
 
     def _head_pending(self) -> bool:
-        """A head has begun (or the connection is new) and is not complete yet."""
-        raise NotImplementedError
+        return self._in_head
 
     def _head_bytes_received(self) -> bool:
         raise NotImplementedError
@@ -149,17 +157,6 @@ class LimitedHttpToolsProtocol(_HeadGuard, HttpToolsProtocol):
         self._started = False  # bytes of the current head have arrived
         self._head_seen = 0  # raw bytes of the current head in earlier reads
         self._chunk = 0  # size of the read being parsed
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._begin_head()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm_head_timer()
-        super().connection_lost(exc)
-
-    def _head_pending(self) -> bool:
-        return self._in_head
 
     def _head_bytes_received(self) -> bool:
         return self._started
@@ -238,17 +235,6 @@ class LimitedH11Protocol(_HeadGuard, H11Protocol):
         super().__init__(*args, **kwargs)
         self.conn = _LimitedConnection(h11.SERVER, self.limits.max_bytes)
         self._in_head = True
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._begin_head()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm_head_timer()
-        super().connection_lost(exc)
-
-    def _head_pending(self) -> bool:
-        return self._in_head
 
     def _head_bytes_received(self) -> bool:
         return bool(self.conn.trailing_data[0])

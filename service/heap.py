@@ -3,8 +3,9 @@
 A worker holds millions of long-lived objects (MLflow, pandas, scikit-learn, the
 models), and a full collection walks them all: 100-500 ms with the GIL held, which is
 every request's p99 under load. Each time the set of loaded versions changes, one full
-collection runs (on the model pool's thread, not in a request) and everything alive is
-then frozen (``gc.freeze``): later collections only walk what requests create. Nothing
+collection runs (on the thread that made the change, a load's or the watcher's, never
+in a request) and everything alive is then frozen (``gc.freeze``): later collections
+only walk what requests create. Nothing
 leaks: reference counting still frees frozen objects, and the next change unfreezes
 and collects whatever cycles a released version left.
 """
