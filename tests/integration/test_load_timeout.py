@@ -125,11 +125,11 @@ def test_a_hung_load_times_out_without_holding_up_another_model(
         release.touch()
         assert wait_until(lambda: _version(gateway, slow) == hanging, 60), gateway.log_tail()
         assert "an abandoned load ended" in gateway.log.read_text()
-        model_dir = tmp_path / f"models-{gateway.port}"
-        prefix = f"{slow}-v{hanging}-"
-        assert wait_until(
-            lambda: len([p for p in model_dir.iterdir() if p.name.startswith(prefix)]) == 1, 30
-        ), sorted(p.name for p in model_dir.iterdir())
+        model_dir = tmp_path / f"models-{gateway.port}"  # one folder per worker inside
+        pattern = f"worker-*/{slow}-v{hanging}-*"
+        assert wait_until(lambda: len(list(model_dir.glob(pattern))) == 1, 30), sorted(
+            str(p.relative_to(model_dir)) for p in model_dir.glob("*/*")
+        )
         state = gateway.target_state(slow, "Production")
         assert state["status"] == "ready" and state["last_error"] is None
     finally:
