@@ -24,7 +24,6 @@ before writing its own, or it would inherit the dead worker's values.
 from __future__ import annotations
 
 import contextlib
-import glob
 import logging
 import os
 import re
@@ -123,8 +122,7 @@ class MetricFileSweeper:
         assert self.directory is not None
         dropped = 0
         for mode in PER_PROCESS_GAUGE_MODES:
-            for path in glob.glob(os.path.join(self.directory, f"gauge_{mode}_{pid}.db")):
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(path)
-                    dropped += 1
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(self.directory, f"gauge_{mode}_{pid}.db"))
+                dropped += 1
         return dropped

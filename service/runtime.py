@@ -300,7 +300,7 @@ class Gateway:
             raise ServingError(
                 503,
                 "TEMPORARILY_UNAVAILABLE",
-                redact(f"Could not write the policy to the registry, nothing changed: {exc}"),
+                f"Could not write the policy to the registry, nothing changed: {exc}",
                 outcome="unavailable",
             ) from None
         record = (

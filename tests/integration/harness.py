@@ -363,14 +363,15 @@ class Gateway:
         return _tail(self.log)
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    """`stageserve ARGS...` as a user runs it; its output captured."""
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`stageserve ARGS...` as a user runs it (in ``env``, default ours); output captured."""
     return subprocess.run(
         [sys.executable, "-m", "service.cli", *args],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
         timeout=120,
+        env=env,
     )
 
 

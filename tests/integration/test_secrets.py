@@ -6,17 +6,16 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 
 import httpx
 import pytest
 
 from tests.integration.harness import (
     ALL_FEATURES,
-    REPO_ROOT,
     Gateway,
     MlflowServer,
     Registry,
+    run_cli,
     split_payload,
     wait_until,
 )
@@ -51,14 +50,7 @@ def cli(*args: str) -> subprocess.CompletedProcess:
     env["STAGESERVE_WEBHOOK_SECRET"] = WEBHOOK_SECRET
     env["MLFLOW_TRACKING_PASSWORD"] = TRACKING_PASSWORD
     env["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
-    return subprocess.run(
-        [sys.executable, "-m", "service.cli", *args],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
+    return run_cli(*args, env=env)
 
 
 def test_no_secret_in_any_answer_or_log(tmp_path, model_name) -> None:

@@ -22,6 +22,7 @@ from registry_watcher.targets import Target, parse_target
 from service.availability import AvailabilityPolicy, FailStatic, UnloadEmptied
 from service.loader import LoadedVersion, LoadError
 from service.pool import Failure, ModelPool, PoolObserver, Slot
+from tests.integration.harness import wait_until
 
 PROD = parse_target("Production")
 STAGING = parse_target("Staging")
@@ -829,12 +830,7 @@ def test_a_hung_load_does_not_hold_up_another_models_swap(gated: GatedLoader) ->
 
 def wait_for(check: Callable[[], bool], timeout: float = 30.0) -> bool:
     """Poll a condition the pool's own threads make true (no fixed sleep)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.005)
-    return False
+    return wait_until(check, timeout, interval=0.005)
 
 
 def test_one_load_per_model_at_a_time(gated: GatedLoader) -> None:
