@@ -139,7 +139,8 @@ SETTINGS: tuple[Setting, ...] = (
         "STAGESERVE_LOAD_TIMEOUT",
         "600",
         "Seconds a version's download, load and smoke test may take; past it the attempt is "
-        "abandoned, counted as a load_timeout failure and retried with backoff.",
+        "abandoned (the old version keeps serving), counted as a load_timeout failure, and "
+        "retried with backoff once the abandoned attempt has returned.",
     ),
 )
 
