@@ -35,7 +35,10 @@ from tests.integration.harness import (
 pytestmark = pytest.mark.integration
 
 SECRET = "whsec-integration"
-POLL = 5.0
+POLL = 10.0
+# A webhook-driven swap must land well before the first poll could (0.75 x POLL with
+# jitter). "About a second" is a speed figure for bench/, not a bound for a loaded CI box.
+WEBHOOK_BOUND = 3.0
 
 
 def webhooks_cli(*args: str) -> subprocess.CompletedProcess:
@@ -112,7 +115,7 @@ def test_webhooks_make_alias_moves_immediate(mlflow_server, registry, model_name
             "\nalias move -> every worker serving it, with webhooks (s):",
             [round(t, 2) for t in timings],
         )
-        assert max(timings) < 1.5, timings
+        assert max(timings) < WEBHOOK_BOUND < 0.75 * POLL, timings
 
         # Registering a version: model_version.created makes the pinned target serve it.
         pinned = {"X-Model-Target": next_version}
@@ -123,7 +126,7 @@ def test_webhooks_make_alias_moves_immediate(mlflow_server, registry, model_name
 
         new_version_in = first_served(gateway, next_version, 10, **pinned) - registered_at
         print(f"new version registered -> served by every worker: {new_version_in:.2f} s")
-        assert new_version_in < 1.5
+        assert new_version_in < WEBHOOK_BOUND
 
         metrics = gateway.get("/metrics").text
         webhooks = metric_samples(metrics, "stageserve_webhooks_total")
