@@ -23,7 +23,7 @@ import httpx
 
 from bench import procs
 from bench.settings import REPO_ROOT
-from service.processes import pid_alive
+from service.ops.processes import pid_alive
 
 
 def free_port() -> int:

@@ -1,1 +1,11 @@
-"""Serving side of stageserve: model pool, routing, MLflow scoring protocol, metrics, CLI."""
+"""Serving side of stageserve: answers prediction requests with the versions the
+registry watcher says should be served.
+
+Folders by concern, so the tree is the architecture: ``api/`` (the HTTP surface),
+``lifecycle/`` (loading and swapping versions), ``inference/`` (request body to
+predictions), ``traffic/`` (which target answers), ``ops/`` (what operators see and what
+keeps several workers tidy), ``cli/`` (the ``stageserve`` command), ``compat/`` (fixes
+for the pinned BentoML). ``gateway.py`` wires one worker's parts together and
+``bento_service.py`` is the BentoML entry point. Rules: the registry is read only by
+``registry_watcher``; nothing here imports from ``cli/`` except ``cli/`` itself.
+"""

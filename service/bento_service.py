@@ -12,12 +12,14 @@ import os
 
 import bentoml
 
-from service import bentoml_fixes, head_limits, log_redaction
+from service.api import head_limits
+from service.api.app import create_app
+from service.compat import bentoml_fixes
 from service.config import Settings, trace_predictions
-from service.http_app import create_app
-from service.run_dirs import plain_serve_runtime_dir
-from service.runtime import Gateway
-from service.warm_start import WarmStartPolicy, hold_until_warm
+from service.gateway import Gateway
+from service.lifecycle.warm_start import WarmStartPolicy, hold_until_warm
+from service.ops import log_redaction
+from service.ops.run_dirs import plain_serve_runtime_dir
 
 log_redaction.protect(os.environ)  # before anything logs a registry URL
 
@@ -87,7 +89,7 @@ class StageServe:
     async def warm_start(self) -> None:
         """Keep off the shared socket while another worker serves and this one is still
         loading (uvicorn listens only once startup hooks are done): a worker respawned
-        after a crash never answers 503 for want of a model. See service/warm_start.py."""
+        after a crash never answers 503 for want of a model. See service/lifecycle/warm_start.py."""
         policy = WarmStartPolicy(self.gateway.settings.worker_ready_timeout_s)
         await hold_until_warm(self.gateway, policy)
 

@@ -20,8 +20,8 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from service import demo
-from service.webhooks_cli import register
+from service.cli import demo
+from service.cli.webhooks import register
 
 
 def seed_model(client: MlflowClient) -> None:

@@ -1,5 +1,5 @@
 """The Grafana dashboard, its provisioning and docs/metrics.md agree with the metrics
-service/metrics.py defines and, against a live gateway, with what /metrics exports."""
+service/ops/metrics.py defines and, against a live gateway, with what /metrics exports."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import httpx
 import pytest
 import yaml
 
-from registry_watcher.webhook import sign
+from registry_watcher.deliveries import sign
 from tests.integration.harness import (
     ALL_FEATURES,
     Gateway,
@@ -40,7 +40,7 @@ PROMETHEUS_LABELS = {"instance", "job"}  # added by Prometheus at scrape time
 
 
 def defined_metrics() -> dict[str, dict[str, Any]]:
-    """name -> {type, labels, mode}, parsed out of service/metrics.py."""
+    """name -> {type, labels, mode}, parsed out of service/ops/metrics.py."""
     text = METRICS_PY.read_text()
     quoted = set(re.findall(rf'"({NAME})"', text))
     calls = list(re.finditer(rf'\b(Counter|Gauge|Histogram)\(\s*"({NAME})"', text))

@@ -1,6 +1,6 @@
 """deploy/prometheus: promtool accepts the scrape config and the alert rules, the rules'
 unit tests pass, and every metric and label the rules (and their tests) use is one
-service/metrics.py defines.
+service/ops/metrics.py defines.
 
 promtool comes from Debian's `prometheus` package (.ci/run installs it); without it these
 tests fail, they are never skipped.
@@ -54,7 +54,7 @@ def run_promtool(*args: str) -> str:
 
 
 def defined_metrics() -> dict[str, tuple[str, frozenset[str]]]:
-    """Every metric service/metrics.py creates: name -> (type, label names), read from
+    """Every metric service/ops/metrics.py creates: name -> (type, label names), read from
     the Counter/Gauge/Histogram calls themselves (nothing imported or registered)."""
     out: dict[str, tuple[str, frozenset[str]]] = {}
     for node in ast.walk(ast.parse(METRICS_PY.read_text())):
@@ -123,7 +123,7 @@ def test_every_metric_in_alerts_is_exported_by_the_service() -> None:
     used = {base_name(name, metrics) for name in NAME.findall(ALERTS.read_text())}
     assert used, "no stageserve_ metric found in alerts.yml"
     unknown = sorted(used - set(metrics))
-    assert not unknown, f"alerts.yml uses metrics service/metrics.py does not define: {unknown}"
+    assert not unknown, f"alerts.yml uses metrics service/ops/metrics.py does not define: {unknown}"
     # Only histograms have _bucket/_count/_sum series.
     for name in NAME.findall(ALERTS.read_text()):
         if base_name(name, metrics) != name:

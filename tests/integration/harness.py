@@ -253,7 +253,7 @@ class Gateway:
         self.port = free_port()
         self.log = root / f"stageserve-{self.port}.log"
         self.command = [
-            sys.executable, "-m", "service.cli", "serve",
+            sys.executable, "-m", "service.cli.main", "serve",
             "--registry-uri", registry_uri, "--host", "127.0.0.1", "--port", str(self.port),
             *[arg for m in models for arg in ("--model", m)], *extra,
         ]  # fmt: skip
@@ -366,7 +366,7 @@ class Gateway:
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """`stageserve ARGS...` as a user runs it (in ``env``, default ours); output captured."""
     return subprocess.run(
-        [sys.executable, "-m", "service.cli", *args],
+        [sys.executable, "-m", "service.cli.main", *args],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,

@@ -19,7 +19,7 @@ from urllib.parse import quote, unquote
 import httpx
 import pytest
 
-from registry_watcher.webhook import sign
+from registry_watcher.deliveries import sign
 from tests.integration.harness import (
     ALL_FEATURES,
     ROW,

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.integration
 def stageserve(*args: str, cwd=REPO_ROOT, timeout: float = 120) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     return subprocess.run(
-        [sys.executable, "-m", "service.cli", *args],
+        [sys.executable, "-m", "service.cli.main", *args],
         cwd=cwd,
         capture_output=True,
         text=True,

@@ -40,7 +40,7 @@ def test_demo_serves_and_swaps(tmp_path) -> None:
             [
                 sys.executable,
                 "-m",
-                "service.cli",
+                "service.cli.main",
                 "demo",
                 "--dir",
                 str(registry_dir),

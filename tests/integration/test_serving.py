@@ -313,8 +313,8 @@ def test_write_endpoints_are_off_without_their_secrets(served) -> None:
 
 
 def test_concurrent_requests_each_get_their_own_answer(served) -> None:
-    """Concurrent requests share predict calls (service/batcher.py); each must still get
-    exactly its own rows back, whichever parser (fast path or MLflow's) read it."""
+    """Concurrent requests share predict calls (service/inference/micro_batcher.py); each
+    must still get exactly its own rows back, whichever parser (fast path or MLflow's) read it."""
     from concurrent.futures import ThreadPoolExecutor
 
     v1, gateway, _ = served

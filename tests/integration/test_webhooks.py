@@ -15,10 +15,10 @@ import uuid
 import httpx
 import pytest
 
-from registry_watcher.webhook import sign
-from service.processes import start_ticks
-from service.run_dirs import plain_serve_runtime_dir
-from service.run_dirs import sweep as sweep_run_dirs
+from registry_watcher.deliveries import sign
+from service.ops.processes import start_ticks
+from service.ops.run_dirs import plain_serve_runtime_dir
+from service.ops.run_dirs import sweep as sweep_run_dirs
 from tests.integration.harness import (
     ALL_FEATURES,
     REPO_ROOT,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.admin import check_token
+from service.api.admin import check_token
 
 
 def test_without_a_configured_token_writes_are_off() -> None:

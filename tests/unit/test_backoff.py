@@ -1,4 +1,4 @@
-"""registry_watcher.backoff: exponential backoff with full jitter (deterministic rand)."""
+"""service.lifecycle.backoff: exponential backoff with full jitter (deterministic rand)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from registry_watcher.backoff import backoff_delay
+from service.lifecycle.backoff import backoff_delay
 
 FAST = settings(max_examples=300, deadline=None, database=None, derandomize=True)
 

@@ -1,5 +1,5 @@
-"""service.batcher.MicroBatcher: no waiting when alone, coalescing under load, failures
-delivered to exactly the requests they concern."""
+"""service.inference.micro_batcher.MicroBatcher: no waiting when alone, coalescing under
+load, failures delivered to exactly the requests they concern."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from service.batcher import MicroBatcher
+from service.inference.micro_batcher import MicroBatcher
 
 
 class Recorder:

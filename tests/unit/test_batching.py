@@ -1,4 +1,4 @@
-"""service.batching and LoadedVersion.submit: a batched answer is each request's own
+"""service.inference.batch_predict and LoadedVersion.submit: a batched answer is each request's own
 answer. Real MLflow models (saved and loaded with pyfunc), real parsing, real predict."""
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from sklearn.ensemble import RandomForestRegressor
 from sklearn.linear_model import Ridge
 
 from registry_watcher.state import VersionRef
-from service.batching import Request, batch_key, chunks, cut_rows, run_batch
 from service.errors import ServingError
-from service.loader import LoadedVersion
-from service.numeric_input import NumericRows
-from service.protocol import CONTENT_TYPE_CSV, CONTENT_TYPE_JSON, ParsedInput
+from service.inference.batch_predict import Request, batch_key, chunks, cut_rows, run_batch
+from service.inference.numeric_input import NumericRows
+from service.inference.protocol import CONTENT_TYPE_CSV, CONTENT_TYPE_JSON, ParsedInput
+from service.lifecycle.loader import LoadedVersion
 
 X, Y = load_diabetes(return_X_y=True, as_frame=True)
 COLUMNS = list(X.columns)

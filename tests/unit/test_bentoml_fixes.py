@@ -1,4 +1,4 @@
-"""service.bentoml_fixes: BentoML's TimeoutMiddleware answers 504 like before (in MLflow's
+"""service.compat.bentoml_fixes: BentoML's TimeoutMiddleware answers 504 like before (in MLflow's
 format), and leaves no timer behind once a request is done; BentoML's app answers errors
 as JSON; its request metrics are labelled by route, not by raw path."""
 
@@ -12,7 +12,7 @@ from typing import Any
 from bentoml._internal.server.http.traffic import TimeoutMiddleware
 from prometheus_client import CollectorRegistry, Counter
 
-from service import bentoml_fixes
+from service.compat import bentoml_fixes
 
 bentoml_fixes.install()
 
@@ -126,7 +126,7 @@ def test_bentoml_apps_get_the_json_error_handlers() -> None:
     from bentoml._internal.server.base_app import BaseAppFactory
     from starlette.exceptions import HTTPException
 
-    from service import error_pages
+    from service.api import error_pages
 
     class Factory(BaseAppFactory):
         name = "test"

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from starlette.requests import Request
 
-from service.bodies import read_body
+from service.api.bodies import read_body
 from service.errors import ServingError
 
 

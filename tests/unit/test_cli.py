@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from service.cli import build_parser, main, serve_env
+from service.cli.main import build_parser, main, serve_env
 
 
 @pytest.fixture(autouse=True)
@@ -86,7 +86,7 @@ def test_a_command_is_required() -> None:
 
 
 def test_runtime_folder_is_stable_per_user_and_port() -> None:
-    from service.cli import default_runtime_dir
+    from service.cli.main import default_runtime_dir
 
     assert default_runtime_dir(3000) == default_runtime_dir(3000)  # a restart reuses it
     assert default_runtime_dir(3000) != default_runtime_dir(3001)
@@ -163,7 +163,7 @@ def test_a_busy_port_is_refused_in_one_line_before_the_runtime_folder(
 
 
 def test_a_runtime_folder_in_use_is_refused(tmp_path) -> None:
-    from service.gateway_guard import GuardError, hold_runtime_dir
+    from service.cli.gateway_guard import GuardError, hold_runtime_dir
 
     fd = hold_runtime_dir(str(tmp_path))
     try:
@@ -180,7 +180,7 @@ def test_the_runtime_lock_survives_exec(tmp_path) -> None:
     import sys
 
     script = (
-        "import os, sys; from service.gateway_guard import hold_runtime_dir; "
+        "import os, sys; from service.cli.gateway_guard import hold_runtime_dir; "
         f"hold_runtime_dir({str(tmp_path)!r}); "
         "os.execv(sys.executable, [sys.executable, '-c', "
         "'import sys; sys.stdout.write(\"held\\\\n\"); sys.stdout.flush(); sys.stdin.read()'])"
@@ -194,7 +194,7 @@ def test_the_runtime_lock_survives_exec(tmp_path) -> None:
     )
     try:
         assert holder.stdout.readline() == "held\n"
-        from service.gateway_guard import GuardError, hold_runtime_dir
+        from service.cli.gateway_guard import GuardError, hold_runtime_dir
 
         with pytest.raises(GuardError):
             hold_runtime_dir(str(tmp_path))
@@ -206,7 +206,7 @@ def test_the_runtime_lock_survives_exec(tmp_path) -> None:
 
 
 def test_relative_paths_are_resolved_before_the_workers_start(tmp_path, monkeypatch) -> None:
-    from service.cli_common import resolve_paths
+    from service.cli.common import resolve_paths
 
     args = build_parser().parse_args(
         [
@@ -226,7 +226,7 @@ def test_relative_paths_are_resolved_before_the_workers_start(tmp_path, monkeypa
 
 
 def test_traffic_resolves_the_registry_the_same_way(tmp_path, monkeypatch) -> None:
-    from service.cli_common import registry_uri
+    from service.cli.common import registry_uri
 
     monkeypatch.chdir(tmp_path)
     assert registry_uri("sqlite:///reg/mlflow.db") == f"sqlite:///{tmp_path}/reg/mlflow.db"

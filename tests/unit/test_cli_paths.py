@@ -1,4 +1,4 @@
-"""service.cli_common.absolute_uri / resolve_paths: relative paths mean the caller's
+"""service.cli.common.absolute_uri / resolve_paths: relative paths mean the caller's
 directory, remote URIs are left alone."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.cli_common import absolute_path, absolute_uri, resolve_paths
+from service.cli.common import absolute_path, absolute_uri, resolve_paths
 
 CWD = "/home/me/work"
 

@@ -1,9 +1,9 @@
-"""service.connections.ConnectionRecycler: every connection is asked to reconnect after
+"""service.api.connections.ConnectionRecycler: every connection is asked to reconnect after
 its quota of requests, and only then."""
 
 from __future__ import annotations
 
-from service.connections import ConnectionRecycler
+from service.api.connections import ConnectionRecycler
 
 
 def test_each_connection_closes_after_its_quota() -> None:

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from service import error_pages
+from service.api import error_pages
 
 
 async def ok(_: Request) -> Response:

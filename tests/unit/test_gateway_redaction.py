@@ -8,7 +8,7 @@ import pytest
 from registry_watcher import redact
 from service.config import Settings
 from service.errors import ServingError
-from service.runtime import Gateway
+from service.gateway import Gateway
 
 PASSWORD = "S3cr3t-XYZ"
 TOKEN = "adm1n-T0ken-QRS"

@@ -10,8 +10,8 @@ import pytest
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
-from service import head_limits
-from service.head_limits import HeadLimits, LimitedH11Protocol, LimitedHttpToolsProtocol
+from service.api import head_limits
+from service.api.head_limits import HeadLimits, LimitedH11Protocol, LimitedHttpToolsProtocol
 
 LIMITS = HeadLimits(max_bytes=1024, timeout_s=0.2)
 PROTOCOLS = [LimitedHttpToolsProtocol, LimitedH11Protocol]

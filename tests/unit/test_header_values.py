@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.header_values import header_value
+from service.api.header_values import header_value
 
 
 @pytest.mark.parametrize("name", ["diabetes", "fraud-v2", "my model", "@champion", "Production"])

@@ -1,11 +1,11 @@
-"""service.heap.settle: collects what is garbage, freezes what is alive."""
+"""service.lifecycle.heap.settle: collects what is garbage, freezes what is alive."""
 
 from __future__ import annotations
 
 import gc
 import weakref
 
-from service import heap
+from service.lifecycle import heap
 
 
 class Node:

@@ -1,4 +1,4 @@
-"""service.metric_files: dead workers' per-process gauges go; their counters stay."""
+"""service.ops.metric_files: dead workers' per-process gauges go; their counters stay."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from service.metric_files import OWNER_PREFIX, MetricFileSweeper
-from service.processes import ProcessIdentity
+from service.ops.metric_files import OWNER_PREFIX, MetricFileSweeper
+from service.ops.processes import ProcessIdentity
 from tests.integration.harness import metric_samples
 
 # A worker in miniature: claims its files, writes a counter, an in-flight gauge (livesum)
@@ -20,7 +20,7 @@ from tests.integration.harness import metric_samples
 WORKER = """
 import sys
 from prometheus_client import Counter, Gauge
-from service.metric_files import MetricFileSweeper, multiprocess_dir
+from service.ops.metric_files import MetricFileSweeper, multiprocess_dir
 MetricFileSweeper(multiprocess_dir()).claim()
 Counter("requests", "r").inc(5)
 Gauge("in_flight", "f", multiprocess_mode="livesum").inc(3)

@@ -6,8 +6,8 @@ import os
 import socket
 import threading
 
-from service.nudge import WorkerNudge
-from service.webhooks import DirectoryReplayCache
+from service.api.webhooks import DirectoryReplayCache
+from service.ops.nudge import WorkerNudge
 
 
 def test_broadcast_reaches_every_other_worker(tmp_path) -> None:

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from registry_watcher.policy import POLICY_TAG, PolicyError, policy_from_dict
 from registry_watcher.targets import parse_target
-from service.policies import ADMIN, DEFAULT, REGISTRY, PolicyBook
+from registry_watcher.traffic_policy import POLICY_TAG, PolicyError, policy_from_dict
+from service.traffic.policy_book import ADMIN, DEFAULT, REGISTRY, PolicyBook
 
 PROD, STAGING = parse_target("Production"), parse_target("Staging")
 SPLIT = {"weights": {"Production": 90, "Staging": 10}}

@@ -1,4 +1,4 @@
-"""registry_watcher.policy: the traffic policy read from a registered-model tag."""
+"""registry_watcher.traffic_policy: the traffic policy read from a registered-model tag."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from registry_watcher.policy import (
+from registry_watcher.targets import KNOWN_STAGES, Target, TargetKind, parse_target
+from registry_watcher.traffic_policy import (
     POLICY_TAG,
     PolicyError,
     Shadow,
@@ -20,7 +21,6 @@ from registry_watcher.policy import (
     parse_policy,
     policy_from_dict,
 )
-from registry_watcher.targets import KNOWN_STAGES, Target, TargetKind, parse_target
 
 FAST = settings(max_examples=200, deadline=None, database=None, derandomize=True)
 

@@ -1,4 +1,4 @@
-"""service.pool.ModelPool, driven synchronously through apply() and reconcile_once().
+"""service.lifecycle.pool.ModelPool, driven synchronously through apply() and reconcile_once().
 
 The loader is a callable written here: it builds real LoadedVersion objects around a
 tiny model and can be told to fail (LoadError or any exception) for chosen versions.
@@ -19,9 +19,9 @@ import pytest
 
 from registry_watcher.state import DesiredState, ModelState, VersionRef
 from registry_watcher.targets import Target, parse_target
-from service.availability import AvailabilityPolicy, FailStatic, UnloadEmptied
-from service.loader import LoadedVersion, LoadError
-from service.pool import Failure, ModelPool, PoolObserver, Slot
+from service.lifecycle.availability import AvailabilityPolicy, FailStatic, UnloadEmptied
+from service.lifecycle.loader import LoadedVersion, LoadError
+from service.lifecycle.pool import Failure, ModelPool, PoolObserver, Slot
 from tests.integration.harness import wait_until
 
 PROD = parse_target("Production")
@@ -606,7 +606,7 @@ def test_unload_policy_empties_required_targets_at_once(loader: FakeLoader, even
 
 
 def test_availability_policies() -> None:
-    from service.availability import EmptiedVerdict, OnEmpty, policy_for
+    from service.lifecycle.availability import EmptiedVerdict, OnEmpty, policy_for
 
     assert FailStatic().on_emptied(required=True) is EmptiedVerdict.KEEP
     assert FailStatic().on_emptied(required=False) is EmptiedVerdict.UNLOAD

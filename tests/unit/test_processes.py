@@ -1,4 +1,4 @@
-"""service.processes: a process is its pid and its start time."""
+"""service.ops.processes: a process is its pid and its start time."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import psutil
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.processes import ProcessIdentity, pid_alive, start_ticks
+from service.ops.processes import ProcessIdentity, pid_alive, start_ticks
 
 
 def _dead_pid() -> int:

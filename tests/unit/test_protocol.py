@@ -1,4 +1,4 @@
-"""service.protocol: the MLflow scoring protocol, parsed with MLflow's own helpers."""
+"""service.inference.protocol: the MLflow scoring protocol, parsed with MLflow's own helpers."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from mlflow.pyfunc import scoring_server
 from mlflow.types import ColSpec, Schema
 
 from service.errors import MAX_MESSAGE_CHARS, ServingError, truncate
-from service.protocol import (
+from service.inference.protocol import (
     CONTENT_TYPE_CSV,
     CONTENT_TYPE_JSON,
     CONTENT_TYPE_PARQUET,

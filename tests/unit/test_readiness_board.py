@@ -1,4 +1,4 @@
-"""service.readiness_board: the gateway is ready when all its workers are."""
+"""service.ops.readiness_board: the gateway is ready when all its workers are."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from service.processes import ProcessIdentity
-from service.readiness_board import ReadinessBoard
+from service.ops.processes import ProcessIdentity
+from service.ops.readiness_board import ReadinessBoard
 
 
 def _dead_pid() -> int:

@@ -13,8 +13,8 @@ import pytest
 
 from registry_watcher.targets import parse_target
 from service.config import Settings
-from service.metrics import get_metrics
-from service.runtime import Gateway
+from service.gateway import Gateway
+from service.ops.metrics import get_metrics
 
 PRODUCTION = parse_target("Production")
 

@@ -1,4 +1,4 @@
-"""service.routing.pin: the target an X-Model-Target override names."""
+"""service.traffic.pinning.pin: the target an X-Model-Target override names."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from registry_watcher.state import VersionRef
 from registry_watcher.targets import Target, parse_target
 from service.errors import ServingError
-from service.routing import TARGET_HEADER, Route, pin
+from service.traffic.pinning import TARGET_HEADER, Route, pin
 
 PROD = parse_target("Production")
 STAGING = parse_target("Staging")

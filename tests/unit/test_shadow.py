@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.shadow import (
+from service.traffic.shadow import (
     AGREE,
     DISAGREE,
     DROPPED,

@@ -17,13 +17,13 @@ from typing import Any
 
 from prometheus_client import REGISTRY
 
-from registry_watcher.policy import policy_from_dict
 from registry_watcher.state import DesiredState, ModelState, VersionRef
 from registry_watcher.targets import parse_target
+from registry_watcher.traffic_policy import policy_from_dict
 from service.config import Settings
-from service.loader import LoadedVersion
-from service.policies import ADMIN
-from service.runtime import Gateway
+from service.gateway import Gateway
+from service.lifecycle.loader import LoadedVersion
+from service.traffic.policy_book import ADMIN
 
 PROD = parse_target("Production")
 STAGING = parse_target("Staging")

@@ -1,4 +1,4 @@
-"""service.traffic: splitting a model's requests between its targets under a policy."""
+"""service.traffic.router: splitting a model's requests between its targets under a policy."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from registry_watcher.policy import Shadow, TrafficPolicy, policy_from_dict
 from registry_watcher.targets import Target, parse_target
-from service.traffic import (
+from registry_watcher.traffic_policy import Shadow, TrafficPolicy, policy_from_dict
+from service.traffic.router import (
     BUCKETS,
     ROUTING_KEY_HEADER,
     Decision,

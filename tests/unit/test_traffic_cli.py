@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from registry_watcher.policy import PolicyError
 from registry_watcher.targets import parse_target
-from service.traffic_cli import policy_from_args
+from registry_watcher.traffic_policy import PolicyError
+from service.cli.traffic import policy_from_args
 
 
 def test_weights_shadow_and_sticky() -> None:
@@ -45,7 +45,7 @@ def test_refusals_name_the_problem(weights, shadow, problem) -> None:
 
 
 def test_registry_uri_is_accepted_after_the_action() -> None:
-    from service.cli import build_parser
+    from service.cli.main import build_parser
 
     args = build_parser().parse_args(
         ["traffic", "set", "m", "Production=1", "--registry-uri", "http://r", "--sticky"]

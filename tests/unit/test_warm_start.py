@@ -1,4 +1,5 @@
-"""service.warm_start: a (re)started worker keeps off the socket while a sibling serves."""
+"""service.lifecycle.warm_start: a (re)started worker keeps off the socket while a sibling
+serves."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.warm_start import WarmStartPolicy, hold_until_warm
+from service.lifecycle.warm_start import WarmStartPolicy, hold_until_warm
 
 
 class FakeWorker:

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from mlflow.webhooks.delivery import _generate_hmac_signature
 
-from registry_watcher.webhook import (
+from registry_watcher.deliveries import (
     ACCEPTED,
     BAD_SIGNATURE,
     MALFORMED,

@@ -14,15 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from service import run_dirs
-from service.processes import ProcessIdentity, start_ticks
-from service.worker_dirs import LOCK_SUFFIX, WorkerDir, default_root, sweep
+from service.lifecycle.worker_dirs import LOCK_SUFFIX, WorkerDir, default_root, sweep
+from service.ops import run_dirs
+from service.ops.processes import ProcessIdentity, start_ticks
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 CLAIM = """
 import sys
-from service.worker_dirs import WorkerDir
+from service.lifecycle.worker_dirs import WorkerDir
 held = WorkerDir.claim(sys.argv[1])
 open(held.path + "/weights.bin", "wb").write(b"x" * 4096)
 print(held.path, flush=True)

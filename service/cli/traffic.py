@@ -8,15 +8,15 @@ import argparse
 import json
 from typing import Any
 
-from registry_watcher.policy import (
+from registry_watcher.targets import TargetKind
+from registry_watcher.traffic_policy import (
     POLICY_TAG,
     PolicyError,
     TrafficPolicy,
     parse_policy,
     policy_from_dict,
 )
-from registry_watcher.targets import TargetKind
-from service.cli_common import NO_REGISTRY, registry_option, say
+from service.cli.common import NO_REGISTRY, registry_option, say
 
 
 def add_traffic_parser(sub: Any) -> None:

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from registry_watcher.state import VersionRef
-from service.batcher import MicroBatcher
-from service.batching import Outcome, Request, run_batch
 from service.errors import ServingError
-from service.numeric_input import NumericColumns
-from service.protocol import (
+from service.inference.batch_predict import Outcome, Request, run_batch
+from service.inference.micro_batcher import MicroBatcher
+from service.inference.numeric_input import NumericColumns
+from service.inference.protocol import (
     CONTENT_TYPE_JSON,
     ParsedInput,
     accepts_params,
@@ -30,7 +30,7 @@ from service.protocol import (
     parse_request,
     run_predict,
 )
-from service.worker_dirs import WorkerDir
+from service.lifecycle.worker_dirs import WorkerDir
 
 log = logging.getLogger("stageserve.loader")
 
@@ -155,7 +155,7 @@ class VersionLoader:
     """Downloads a version's artifacts into a private folder and loads it with pyfunc.
 
     The folders live in this worker's own folder of ``model_dir`` (see
-    service/worker_dirs.py): ``close()`` removes it, and the next start removes it if
+    service/lifecycle/worker_dirs.py): ``close()`` removes it, and the next start removes it if
     the worker died without closing.
     """
 

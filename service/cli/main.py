@@ -14,12 +14,12 @@ from pathlib import Path
 
 from registry_watcher.redact import configured_secrets, redact_text
 from registry_watcher.targets import InvalidTarget, parse_target, require_mlflow_stage
-from service import log_redaction
-from service.cli_common import registry_uri, resolve_paths, say
+from service.cli.common import registry_uri, resolve_paths, say
+from service.cli.gateway_guard import GuardError, check_port_free, hold_runtime_dir
+from service.cli.traffic import add_traffic_parser, run_traffic
+from service.cli.webhooks import add_webhooks_parser, run_webhooks
 from service.config import ConfigError, Settings
-from service.gateway_guard import GuardError, check_port_free, hold_runtime_dir
-from service.traffic_cli import add_traffic_parser, run_traffic
-from service.webhooks_cli import add_webhooks_parser, run_webhooks
+from service.ops import log_redaction
 
 SERVICE_IMPORT = "service.bento_service:StageServe"
 MIN_POLL_INTERVAL_S = 0.05  # the same floor as STAGESERVE_POLL_INTERVAL's
@@ -192,7 +192,7 @@ def run_gateway(env: dict[str, str], host: str, port: int) -> int:
     if not settings.registry_uri:
         say("no registry: set MLFLOW_TRACKING_URI or pass --registry-uri")
         return 2
-    repo_root = str(Path(__file__).resolve().parent.parent)
+    repo_root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (repo_root, env.get("PYTHONPATH")) if p)
     env.setdefault("BENTOML_DO_NOT_TRACK", "true")
     # One folder for all workers of this gateway: webhook fan-out and replay ids. Keyed
@@ -222,7 +222,7 @@ def run_gateway(env: dict[str, str], host: str, port: int) -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from service.demo import DEMO_MODEL, DemoRegistry, seed
+    from service.cli.demo import DEMO_MODEL, DemoRegistry, seed
 
     if not args.seed_only:
         try:  # say it before a minute of seeding, not after

@@ -20,10 +20,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from registry_watcher.policy import PolicyError, policy_from_dict
-from service.bodies import read_body
+from registry_watcher.traffic_policy import PolicyError, policy_from_dict
+from service.api.bodies import read_body
 from service.errors import ServingError, bad_request, not_found
-from service.runtime import Gateway
+from service.gateway import Gateway
 
 log = logging.getLogger("stageserve.admin")
 

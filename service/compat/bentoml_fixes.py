@@ -11,10 +11,10 @@
    ends, and without the extra task per request. Its 504 is in MLflow's error format.
 2. **Plain-text errors.** BentoML's outer app answers unknown paths, wrong methods, a
    not-ready ``/readyz`` and uncaught exceptions in plain text; it gets the same JSON
-   exception handlers as ours (service/error_pages.py).
+   exception handlers as ours (service/api/error_pages.py).
 3. **Unbounded metric labels.** BentoML's ``bentoml_*`` request metrics use the raw
    path as their ``endpoint`` label; they get the route template instead
-   (service/route_labels.py), so ``/metrics`` stays the same size whatever paths
+   (service/api/route_labels.py), so ``/metrics`` stays the same size whatever paths
    clients send.
 """
 
@@ -25,9 +25,9 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from service import error_pages
+from service.api import error_pages
+from service.api.route_labels import RouteLabels
 from service.errors import error_body
-from service.route_labels import RouteLabels
 
 log = logging.getLogger("stageserve.bentoml_fixes")
 

@@ -17,7 +17,7 @@ import shutil
 import stat
 import tempfile
 
-from service.processes import ProcessIdentity, start_ticks
+from service.ops.processes import ProcessIdentity, start_ticks
 
 log = logging.getLogger("stageserve.run_dirs")
 

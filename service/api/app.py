@@ -3,7 +3,7 @@
 A small Starlette app mounted into the BentoML service. It reads the raw body and
 headers itself (BentoML's typed APIs cannot speak MLflow's protocol byte for byte).
 The CPU work (parse, predict, encode) runs in each model version's batcher thread
-(service/batcher.py), so health checks and other requests are never stuck behind a
+(service/inference/micro_batcher.py), so health checks and other requests are never stuck behind a
 slow model, and concurrent requests share one predict call.
 """
 
@@ -18,13 +18,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from service import error_pages
-from service.admin import admin_routes
-from service.bodies import read_body
+from service.api import error_pages
+from service.api.admin import admin_routes
+from service.api.bodies import read_body
+from service.api.webhooks import webhook_routes
 from service.errors import ServingError, internal_error
-from service.routing import TARGET_HEADER
-from service.runtime import Gateway
-from service.webhooks import webhook_routes
+from service.gateway import Gateway
+from service.traffic.pinning import TARGET_HEADER
 
 log = logging.getLogger("stageserve.http")
 

@@ -13,8 +13,8 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from registry_watcher.policy import TrafficPolicy
 from registry_watcher.targets import Target
+from registry_watcher.traffic_policy import TrafficPolicy
 
 ROUTING_KEY_HEADER = "x-routing-key"
 BUCKETS = 10_000

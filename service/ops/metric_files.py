@@ -14,7 +14,7 @@ histograms (a dead worker's requests still count toward the totals, or they woul
 backwards) and gauges aggregated over all processes ever (``min``/``max``/``sum``/...).
 
 File names carry only a pid, which the kernel reuses. So each worker records its
-identity (pid and start time, service/processes.py) next to its files, in
+identity (pid and start time, service/ops/processes.py) next to its files, in
 ``stageserve-owner-<pid>`` (not ``*.db``: the collector ignores it). Files of a pid are
 stale when the recorded owner is no longer running, even if some process has its pid;
 and a worker that finds files of its own pid left by a previous owner drops their gauges
@@ -28,7 +28,7 @@ import logging
 import os
 import re
 
-from service.processes import ProcessIdentity
+from service.ops.processes import ProcessIdentity
 
 log = logging.getLogger("stageserve.metric_files")
 

@@ -19,10 +19,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from registry_watcher.webhook import ReplayCache, ReplayStore, verify
-from service.bodies import read_body
+from registry_watcher.deliveries import ReplayCache, ReplayStore, verify
+from service.api.bodies import read_body
 from service.errors import ServingError
-from service.runtime import Gateway
+from service.gateway import Gateway
 
 # MLflow's deliveries are a few hundred bytes; anything near this is not one. Read with
 # the limit, so an unauthenticated sender cannot make a worker buffer a huge body.

@@ -7,7 +7,7 @@ stacked: the same columns, the same dtypes, no params, a default index. When the
 stacked call fails, or its output cannot be cut by rows, every request is answered on
 its own, so a bad request fails alone and never takes its neighbours with it.
 
-This module is synchronous and knows nothing of the event loop: service/batcher.py
+This module is synchronous and knows nothing of the event loop: service/inference/micro_batcher.py
 decides which requests run together, this decides how.
 """
 
@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 
 from service.errors import ServingError
-from service.numeric_input import NumericRows
-from service.protocol import ParsedInput, encode_predictions
+from service.inference.numeric_input import NumericRows
+from service.inference.protocol import ParsedInput, encode_predictions
 
 log = logging.getLogger("stageserve.batching")
 

@@ -20,7 +20,7 @@ from mlflow.pyfunc import scoring_server as mlflow_scoring
 from mlflow.utils.proto_json_utils import NumpyEncoder, _get_jsonable_obj
 
 from service.errors import ServingError, bad_request, truncate
-from service.numeric_input import NumericColumns, NumericRows, parse_numeric
+from service.inference.numeric_input import NumericColumns, NumericRows, parse_numeric
 
 CONTENT_TYPE_JSON = "application/json"
 CONTENT_TYPE_CSV = "text/csv"
@@ -146,7 +146,7 @@ def parse_request(
     numeric: NumericColumns | None = None,
 ) -> ParsedInput:
     """Parse an /invocations body for a model with this metadata and input schema
-    (``numeric``: the version qualifies for the fast path of service/numeric_input.py)."""
+    (``numeric``: the version qualifies for the fast path of service/inference/numeric_input.py)."""
     mime = media_type(content_type)
     if not body or not body.strip():
         raise bad_request(

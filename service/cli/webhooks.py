@@ -8,9 +8,9 @@ import argparse
 import json
 from typing import Any
 
+from registry_watcher.deliveries import EVENTS
 from registry_watcher.redact import redact_url
-from registry_watcher.webhook import EVENTS
-from service.cli_common import NO_REGISTRY, registry_option, say
+from service.cli.common import NO_REGISTRY, registry_option, say
 
 DEFAULT_NAME = "stageserve"
 

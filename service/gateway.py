@@ -13,29 +13,31 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from registry_watcher.policy import POLICY_TAG, TrafficPolicy
+from registry_watcher.deliveries import ACCEPTED, Verdict
 from registry_watcher.reader import RegistryReader, poll_timeout_s
 from registry_watcher.redact import redact, redact_tree
 from registry_watcher.state import DesiredState, StateDiff
 from registry_watcher.targets import Target, parse_target
+from registry_watcher.traffic_policy import POLICY_TAG, TrafficPolicy
 from registry_watcher.watcher import PollResult, RegistryWatcher
-from registry_watcher.webhook import ACCEPTED, Verdict
-from service import heap, routing, traffic
-from service.availability import policy_for
+from service.api.connections import ConnectionRecycler
+from service.api.header_values import header_value
 from service.config import Settings
-from service.connections import ConnectionRecycler
 from service.errors import ServingError, bad_request, not_found, unavailable
-from service.header_values import header_value
-from service.loader import LoadedVersion, VersionLoader
-from service.log_limits import limit_per_request_warnings
-from service.metric_files import MetricFileSweeper, multiprocess_dir
-from service.metrics import get_metrics
-from service.nudge import WorkerNudge
-from service.policies import ADMIN, PolicyBook, PolicyRecord
-from service.pool import Loader, ModelPool, PoolObserver
-from service.process_stats import read_process_stats
-from service.readiness_board import ReadinessBoard
-from service.shadow import ShadowJob, ShadowMirror, Tolerance
+from service.lifecycle import heap
+from service.lifecycle.availability import policy_for
+from service.lifecycle.loader import LoadedVersion, VersionLoader
+from service.lifecycle.pool import Loader, ModelPool, PoolObserver
+from service.ops.log_limits import limit_per_request_warnings
+from service.ops.metric_files import MetricFileSweeper, multiprocess_dir
+from service.ops.metrics import get_metrics
+from service.ops.nudge import WorkerNudge
+from service.ops.process_stats import read_process_stats
+from service.ops.readiness_board import ReadinessBoard
+from service.traffic import pinning as routing
+from service.traffic import router as traffic
+from service.traffic.policy_book import ADMIN, PolicyBook, PolicyRecord
+from service.traffic.shadow import ShadowJob, ShadowMirror, Tolerance
 
 log = logging.getLogger("stageserve.runtime")
 
@@ -54,7 +56,7 @@ class Answer:
     version: int
 
     def headers(self) -> dict[str, str]:
-        # A name outside Latin-1 cannot be a header value as is (service/header_values.py).
+        # A name outside Latin-1 cannot be a header value as is (service/api/header_values.py).
         return {
             "X-Model-Name": header_value(self.model),
             "X-Model-Version": str(self.version),
@@ -77,7 +79,7 @@ class Gateway:
     ) -> None:
         self.settings = settings
         # Before this worker writes any metric: claim its pid's metric files, and forget
-        # the per-process gauges of workers that died (service/metric_files.py).
+        # the per-process gauges of workers that died (service/ops/metric_files.py).
         self.metric_files = MetricFileSweeper(multiprocess_dir())
         self.metric_files.claim()
         self.metric_files.sweep()
@@ -170,7 +172,7 @@ class Gateway:
         if isinstance(self.loader, VersionLoader):
             self.loader.close()  # downloaded versions go with the worker
 
-    # What service/warm_start.py asks while a (re)started worker keeps off the socket.
+    # What service/lifecycle/warm_start.py asks while a (re)started worker keeps off the socket.
 
     def is_loaded(self) -> bool:
         """Whether this worker has its required targets loaded."""

@@ -13,7 +13,8 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from registry_watcher.policy import (
+from registry_watcher.targets import Target
+from registry_watcher.traffic_policy import (
     POLICY_TAG,
     PolicyError,
     TrafficPolicy,
@@ -21,7 +22,6 @@ from registry_watcher.policy import (
     default_policy,
     parse_policy,
 )
-from registry_watcher.targets import Target
 
 DEFAULT = "default"  # no tag: all traffic to the first target
 REGISTRY = "registry"  # the tag, as read by the watcher

@@ -3,7 +3,7 @@ model's targets, what is loaded, and the header's text.
 
 An override names a configured target (``Staging``, ``@champion``) or a version number
 that one of the targets is serving right now. Requests without it follow the model's
-traffic policy (service/traffic.py).
+traffic policy (service/traffic/router.py).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ deadline: past it the attempt is abandoned (recorded as a ``load_timeout`` failu
 retried with backoff once it ends) and whatever it returns later is thrown away.
 
 What happens to a target the registry empties is the availability policy's call
-(``service/availability.py``), not the pool's.
+(``service/lifecycle/availability.py``), not the pool's.
 """
 
 from __future__ import annotations
@@ -26,16 +26,16 @@ import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from registry_watcher.backoff import backoff_delay
 from registry_watcher.state import DesiredState, VersionRef
 from registry_watcher.targets import Target
-from service.availability import (
+from service.lifecycle.availability import (
     DEFAULT_STALE_REASON,
     AvailabilityPolicy,
     EmptiedVerdict,
     FailStatic,
 )
-from service.loader import LoadedVersion, LoadError
+from service.lifecycle.backoff import backoff_delay
+from service.lifecycle.loader import LoadedVersion, LoadError
 
 log = logging.getLogger("stageserve.pool")
 

@@ -7,10 +7,10 @@ requests that the other worker can only refuse (503). So each worker posts a mar
 gateway is ready when as many live workers have posted one as the gateway runs.
 
 A replacement worker that loads its models before it takes connections (see
-service/warm_start.py) posts ``standby-<pid>`` meanwhile: it refuses nothing, so it does
+service/lifecycle/warm_start.py) posts ``standby-<pid>`` meanwhile: it refuses nothing, so it does
 not make the gateway unready as long as one worker is ready.
 
-A marker holds its worker's identity, pid and start time (service/processes.py): the
+A marker holds its worker's identity, pid and start time (service/ops/processes.py): the
 marker of a dead worker whose pid was given to another process does not count, and any
 reader removes it. Markers are written atomically, so a reader never sees half of one.
 """
@@ -21,7 +21,7 @@ import contextlib
 import os
 import threading
 
-from service.processes import ProcessIdentity
+from service.ops.processes import ProcessIdentity
 
 PREFIX = "ready-"
 STANDBY_PREFIX = "standby-"

@@ -1,0 +1,7 @@
+"""Which target answers a request: the router under a model's traffic policy, pinning
+by ``X-Model-Target``, the book of each model's policy, and the shadow mirror.
+
+Rules: routing decisions are pure functions (policy, loaded targets, key -> target)
+and raise domain errors, not HTTP ones; the shadow never delays or fails the primary
+answer.
+"""
