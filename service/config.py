@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from registry_watcher.targets import (
     DEFAULT_TARGETS,
@@ -155,12 +156,18 @@ def _get(env: Mapping[str, str], name: str) -> str | None:
     return value.strip()
 
 
-def _float(env: Mapping[str, str], name: str, minimum: float) -> float:
+Number = TypeVar("Number", int, float)
+
+
+def _number(
+    env: Mapping[str, str], name: str, minimum: Number, parse: Callable[[str], Number], what: str
+) -> Number:
+    """A numeric setting: ``parse``-able (else "not ``what``"), at least ``minimum``, finite."""
     raw = _get(env, name)
     try:
-        value = float(raw or "")
+        value = parse(raw or "")
     except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number") from None
+        raise ConfigError(f"{name}={raw!r} is not {what}") from None
     if value < minimum:
         raise ConfigError(f"{name}={raw!r} must be at least {minimum}")
     if not math.isfinite(value):
@@ -168,15 +175,12 @@ def _float(env: Mapping[str, str], name: str, minimum: float) -> float:
     return value
 
 
+def _float(env: Mapping[str, str], name: str, minimum: float) -> float:
+    return _number(env, name, minimum, float, "a number")
+
+
 def _int(env: Mapping[str, str], name: str, minimum: int) -> int:
-    raw = _get(env, name)
-    try:
-        value = int(raw or "")
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not an integer") from None
-    if value < minimum:
-        raise ConfigError(f"{name}={raw!r} must be at least {minimum}")
-    return value
+    return _number(env, name, minimum, int, "an integer")
 
 
 def _bool(env: Mapping[str, str], name: str) -> bool:
@@ -210,9 +214,29 @@ def head_limits(env: Mapping[str, str]) -> tuple[int, float]:
     )
 
 
+# Floors the CLI's flags share with the variables they set.
+MIN_WORKERS = 1
+MIN_POLL_INTERVAL_S = 0.05
+
+
+def worker_count(env: Mapping[str, str]) -> int:
+    """STAGESERVE_WORKERS: read by Settings and, at import, by the BentoML service options."""
+    return _int(env, "STAGESERVE_WORKERS", MIN_WORKERS)
+
+
 def trace_predictions(env: Mapping[str, str]) -> bool:
-    """Read at import by service/bento_service.py: BentoML takes its config then."""
+    """Read at import by service/bentoml_options.py: BentoML takes its config then."""
     return _bool(env, "STAGESERVE_TRACE_PREDICTIONS")
+
+
+def registry_uri(env: Mapping[str, str], flag: str | None = None) -> str | None:
+    """The registry to read: the ``--registry-uri`` flag, else STAGESERVE_REGISTRY_URI,
+    else MLFLOW_TRACKING_URI; a blank value counts as unset. None: no registry named."""
+    return (
+        (flag or "").strip()
+        or _get(env, "STAGESERVE_REGISTRY_URI")
+        or _get(env, "MLFLOW_TRACKING_URI")
+    )
 
 
 @dataclass(frozen=True)
@@ -237,7 +261,6 @@ class Settings:
     runtime_dir: str | None = None
     max_batch: int = 64
     keepalive_max_requests: int = 100
-    trace_predictions: bool = False
     shadow_queue_bytes: int = 64 * 1024 * 1024
     worker_ready_timeout_s: float = 300.0
     max_header_bytes: int = 65536
@@ -267,14 +290,13 @@ class Settings:
                 require_mlflow_stage(target)
         except ValueError as exc:
             raise ConfigError(f"STAGESERVE_TARGETS: {exc}") from None
-        registry_uri = _get(env, "STAGESERVE_REGISTRY_URI") or _get(env, "MLFLOW_TRACKING_URI")
         return cls(
-            registry_uri=registry_uri,
+            registry_uri=registry_uri(env),
             models=models,
             targets=targets,
-            poll_interval_s=_float(env, "STAGESERVE_POLL_INTERVAL", 0.05),
+            poll_interval_s=_float(env, "STAGESERVE_POLL_INTERVAL", MIN_POLL_INTERVAL_S),
             max_backoff_s=_float(env, "STAGESERVE_MAX_BACKOFF", 0.1),
-            workers=_int(env, "STAGESERVE_WORKERS", 1),
+            workers=worker_count(env),
             max_body_bytes=_int(env, "STAGESERVE_MAX_BODY_BYTES", 1),
             smoke_test=_bool(env, "STAGESERVE_SMOKE_TEST"),
             model_dir=_get(env, "STAGESERVE_MODEL_DIR"),
@@ -288,7 +310,6 @@ class Settings:
             webhook_tolerance_s=_float(env, "STAGESERVE_WEBHOOK_TOLERANCE", 1.0),
             runtime_dir=_get(env, "STAGESERVE_RUNTIME_DIR"),
             max_batch=_int(env, "STAGESERVE_MAX_BATCH", 1),
-            trace_predictions=trace_predictions(env),
             keepalive_max_requests=_int(env, "STAGESERVE_KEEPALIVE_MAX_REQUESTS", 0),
             shadow_queue_bytes=_int(env, "STAGESERVE_SHADOW_QUEUE_BYTES", 1),
             worker_ready_timeout_s=_float(env, "STAGESERVE_WORKER_READY_TIMEOUT", 0.0),

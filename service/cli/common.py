@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from registry_watcher.redact import configured_secrets, redact_text
+from service import config
 
 NO_REGISTRY = "no registry: set MLFLOW_TRACKING_URI or pass --registry-uri"
 
@@ -76,8 +77,9 @@ def resolve_paths(env: Mapping[str, str], cwd: str) -> dict[str, str]:
 
 
 def registry_uri(flag: str | None, env: Mapping[str, str] | None = None) -> str | None:
-    env = os.environ if env is None else env
-    uri = flag or env.get("STAGESERVE_REGISTRY_URI") or env.get("MLFLOW_TRACKING_URI")
+    """The registry a subcommand reads (precedence: service/config.py), its local file
+    named absolutely."""
+    uri = config.registry_uri(os.environ if env is None else env, flag)
     return absolute_uri(uri, os.getcwd()) if uri else None
 
 

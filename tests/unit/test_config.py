@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 
 from registry_watcher.targets import DEFAULT_TARGETS, Target, TargetKind, parse_target
-from service.config import SETTINGS, ConfigError, Settings, split_list
+from service.config import (
+    SETTINGS,
+    ConfigError,
+    Settings,
+    registry_uri,
+    split_list,
+    trace_predictions,
+    worker_count,
+)
 
 BASE = {"STAGESERVE_MODELS": "fraud"}
 
@@ -50,7 +58,7 @@ def test_defaults_match_the_settings_table() -> None:
     assert table["STAGESERVE_SMOKE_TEST"] == "true"
     assert int(table["STAGESERVE_MAX_BATCH"]) == s.max_batch
     assert int(table["STAGESERVE_KEEPALIVE_MAX_REQUESTS"]) == s.keepalive_max_requests
-    assert table["STAGESERVE_TRACE_PREDICTIONS"] == "false" and not s.trace_predictions
+    assert table["STAGESERVE_TRACE_PREDICTIONS"] == "false" and not trace_predictions(BASE)
     assert int(table["STAGESERVE_SHADOW_QUEUE_BYTES"]) == s.shadow_queue_bytes
     assert tuple(t.text for t in s.targets) == tuple(table["STAGESERVE_TARGETS"].split(","))
     assert table["STAGESERVE_MODELS"] is None
@@ -327,3 +335,20 @@ def test_load_timeout_is_a_positive_number() -> None:
     assert settings(STAGESERVE_LOAD_TIMEOUT="30").load_timeout_s == 30.0
     assert "STAGESERVE_LOAD_TIMEOUT" in str(config_error(STAGESERVE_LOAD_TIMEOUT="0"))
     assert "STAGESERVE_LOAD_TIMEOUT" in str(config_error(STAGESERVE_LOAD_TIMEOUT="soon"))
+
+
+def test_registry_uri_precedence_flag_then_stageserve_then_mlflow() -> None:
+    env = {"STAGESERVE_REGISTRY_URI": "sqlite:///s.db", "MLFLOW_TRACKING_URI": "http://t:5000"}
+    assert registry_uri(env, " http://flag:5000 ") == "http://flag:5000"
+    assert registry_uri(env, None) == "sqlite:///s.db"
+    assert registry_uri(env, "  ") == "sqlite:///s.db"  # a blank flag counts as unset
+    assert registry_uri({"MLFLOW_TRACKING_URI": "http://t:5000"}) == "http://t:5000"
+    assert registry_uri({"STAGESERVE_REGISTRY_URI": " ", "MLFLOW_TRACKING_URI": ""}) is None
+
+
+def test_worker_count_is_the_rule_settings_use() -> None:
+    assert worker_count({}) == 1 == Settings.from_env(BASE).workers
+    assert worker_count({"STAGESERVE_WORKERS": " 4 "}) == 4
+    for bad in ("0", "two", "1.5"):
+        with pytest.raises(ConfigError, match="STAGESERVE_WORKERS"):
+            worker_count({"STAGESERVE_WORKERS": bad})
