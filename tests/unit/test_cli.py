@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from service.cli.main import build_parser, main, serve_env
+from service.cli.main import main
+from service.cli.parser import build_parser
+from service.cli.serve_options import serve_env
 
 
 @pytest.fixture(autouse=True)
@@ -86,7 +88,7 @@ def test_a_command_is_required() -> None:
 
 
 def test_runtime_folder_is_stable_per_user_and_port() -> None:
-    from service.cli.main import default_runtime_dir
+    from service.cli.runtime_dir import default_runtime_dir
 
     assert default_runtime_dir(3000) == default_runtime_dir(3000)  # a restart reuses it
     assert default_runtime_dir(3000) != default_runtime_dir(3001)

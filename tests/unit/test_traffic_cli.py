@@ -45,7 +45,7 @@ def test_refusals_name_the_problem(weights, shadow, problem) -> None:
 
 
 def test_registry_uri_is_accepted_after_the_action() -> None:
-    from service.cli.main import build_parser
+    from service.cli.parser import build_parser
 
     args = build_parser().parse_args(
         ["traffic", "set", "m", "Production=1", "--registry-uri", "http://r", "--sticky"]

@@ -1,0 +1,79 @@
+"""Types of the ``stageserve`` flags: an impossible value is refused at once, in one line
+naming the flag (argparse adds the flag's name to the message raised here).
+
+Floors shared with the environment variables the flags set come from service/config.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable
+from typing import TypeVar
+
+from registry_watcher.targets import InvalidTarget, parse_target, require_mlflow_stage
+from service.config import MIN_POLL_INTERVAL_S, MIN_WORKERS
+
+Number = TypeVar("Number", int, float)
+
+
+def number_flag(
+    parse: Callable[[str], Number],
+    accept: Callable[[Number], bool],
+    not_a_number: str,
+    refused: str,
+) -> Callable[[str], Number]:
+    """A flag type reading a number with ``parse`` and keeping it if ``accept``s it.
+
+    ``not_a_number`` and ``refused`` are the messages, with ``{text}`` standing for the
+    value as typed (quoted).
+    """
+
+    def flag(text: str) -> Number:
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(not_a_number.format(text=repr(text))) from None
+        if not accept(value):
+            raise argparse.ArgumentTypeError(refused.format(text=repr(text)))
+        return value
+
+    return flag
+
+
+port_number = number_flag(
+    int, lambda port: 1 <= port <= 65535, "{text} is not a port number",
+    "{text} is not a port number (1-65535)",
+)  # fmt: skip
+worker_number = number_flag(
+    int, lambda count: count >= MIN_WORKERS, "{text} is not a whole number",
+    f"{{text}}: at least {MIN_WORKERS} worker is needed",
+)  # fmt: skip
+poll_seconds = number_flag(
+    float, lambda seconds: math.isfinite(seconds) and seconds >= MIN_POLL_INTERVAL_S,
+    "{text} is not a number of seconds",
+    f"{{text}}: give a finite number of seconds, at least {MIN_POLL_INTERVAL_S}",
+)  # fmt: skip
+
+
+def target_text(text: str) -> str:
+    """A target as typed: a known MLflow stage, an @alias or a version number."""
+    try:
+        return require_mlflow_stage(parse_target(text)).text
+    except InvalidTarget as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def model_name(text: str) -> str:
+    name = text.strip()
+    if not name:
+        raise argparse.ArgumentTypeError("a model name cannot be empty")
+    if "," in name:
+        raise argparse.ArgumentTypeError(f"{text!r}: repeat --model for each model")
+    return name
+
+
+def non_empty(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("cannot be empty")
+    return text.strip()

@@ -1,0 +1,25 @@
+"""The ``stageserve`` command line: every subcommand and its options, parsed only
+(what each subcommand does lives in its own module)."""
+
+from __future__ import annotations
+
+import argparse
+
+from service.cli.demo_command import add_demo_parser
+from service.cli.serve_options import add_serve_options
+from service.cli.traffic import add_traffic_parser
+from service.cli.webhooks import add_webhooks_parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stageserve",
+        description="Serve MLflow models by registry stage or alias, hot-swapped.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the gateway")
+    add_serve_options(serve)
+    add_demo_parser(sub)
+    add_traffic_parser(sub)
+    add_webhooks_parser(sub)
+    return parser

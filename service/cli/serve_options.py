@@ -1,0 +1,92 @@
+"""The options of ``stageserve serve`` (most shared by ``demo``) and the environment
+they become: the workers read their settings from the environment only
+(service/config.py), so a flag is an environment variable set for them."""
+
+from __future__ import annotations
+
+import argparse
+
+from service.cli.flags import (
+    model_name,
+    non_empty,
+    poll_seconds,
+    port_number,
+    target_text,
+    worker_number,
+)
+from service.config import ON_EMPTY_CHOICES
+
+
+def add_serve_options(parser: argparse.ArgumentParser, demo: bool = False) -> None:
+    """Add the options; ``demo`` keeps only those the demo lets the user choose."""
+    parser.add_argument(
+        "--host", type=non_empty, default="127.0.0.1", help="address to bind (default 127.0.0.1)"
+    )
+    parser.add_argument("--port", type=port_number, default=3000, help="port (default 3000)")
+    parser.add_argument(
+        "--workers", type=worker_number, default=None, help="worker processes (default 1)"
+    )
+    parser.add_argument(
+        "--poll-interval", type=poll_seconds, default=None, help="seconds between polls (2)"
+    )
+    if demo:
+        return
+    parser.add_argument(
+        "--registry-uri",
+        type=non_empty,
+        default=None,
+        help="MLflow registry/tracking URI (default: $MLFLOW_TRACKING_URI)",
+    )
+    parser.add_argument(
+        "--model",
+        action="append",
+        type=model_name,
+        default=[],
+        metavar="NAME",
+        help="model to serve (repeatable)",
+    )
+    parser.add_argument(
+        "--target",
+        action="append",
+        type=target_text,
+        default=[],
+        metavar="TARGET",
+        help="stage, @alias or version to serve (repeatable; default Production then Staging; "
+        "the first is required for readiness)",
+    )
+    parser.add_argument(
+        "--model-dir", type=non_empty, default=None, help="where downloaded versions are kept"
+    )
+    parser.add_argument(
+        "--no-smoke-test", action="store_true", help="do not smoke-test versions before swapping"
+    )
+    parser.add_argument(
+        "--on-empty",
+        choices=ON_EMPTY_CHOICES,
+        default=None,
+        help="when the registry names no version for a required target any more (model "
+        "deleted or renamed, stage or alias emptied): keep serving the version it has, "
+        "flagged stale (default), or unload it",
+    )
+
+
+def serve_env(args: argparse.Namespace, base: dict[str, str]) -> dict[str, str]:
+    """The environment the gateway's workers read their settings from."""
+    env = dict(base)
+    if getattr(args, "registry_uri", None):
+        env["STAGESERVE_REGISTRY_URI"] = args.registry_uri
+    if getattr(args, "model", None):
+        env["STAGESERVE_MODELS"] = ",".join(args.model)
+    if getattr(args, "target", None):
+        env["STAGESERVE_TARGETS"] = ",".join(args.target)
+    if args.workers is not None:
+        env["STAGESERVE_WORKERS"] = str(args.workers)
+    if args.poll_interval is not None:
+        env["STAGESERVE_POLL_INTERVAL"] = str(args.poll_interval)
+    if getattr(args, "model_dir", None):
+        env["STAGESERVE_MODEL_DIR"] = args.model_dir
+    if getattr(args, "no_smoke_test", False):
+        env["STAGESERVE_SMOKE_TEST"] = "false"
+    if getattr(args, "on_empty", None):
+        env["STAGESERVE_ON_EMPTY"] = args.on_empty
+    return env
