@@ -1,12 +1,17 @@
-"""service/bento_service.py: which routes BentoML traces."""
+"""What the BentoML service is made of: its options (service/bentoml_options.py: which
+routes BentoML traces, how many workers), the gateway slot, a worker's setup."""
 
 from __future__ import annotations
 
+import logging
 import re
 
 import pytest
 
-from service.bento_service import PREDICTION_URL_PATTERN
+from service.bentoml_options import PREDICTION_URL_PATTERN, service_options
+from service.config import ConfigError
+from service.gateway_slot import GatewaySlot
+from service.process_setup import prepare_worker
 
 
 @pytest.mark.parametrize(
@@ -34,3 +39,39 @@ def test_prediction_routes_are_not_traced(url: str) -> None:
 )
 def test_other_routes_are_traced(url: str) -> None:
     assert not re.search(PREDICTION_URL_PATTERN, url)
+
+
+def test_service_options_from_the_environment() -> None:
+    assert service_options({}) == {
+        "workers": 1,
+        "logging": {"access": {"enabled": False}},
+        "tracing": {"excluded_urls": [PREDICTION_URL_PATTERN]},
+    }
+    traced = service_options({"STAGESERVE_WORKERS": "3", "STAGESERVE_TRACE_PREDICTIONS": "yes"})
+    assert traced["workers"] == 3 and "tracing" not in traced
+
+
+def test_a_bad_worker_count_is_refused_as_settings_refuse_it() -> None:
+    with pytest.raises(ConfigError, match="STAGESERVE_WORKERS='0' must be at least 1"):
+        service_options({"STAGESERVE_WORKERS": "0"})
+
+
+def test_the_gateway_slot_fails_loudly_until_filled() -> None:
+    slot = GatewaySlot()
+    with pytest.raises(RuntimeError, match="not started"):
+        slot()
+    gateway = object()
+    slot.fill(gateway)  # type: ignore[arg-type]
+    assert slot() is gateway
+
+
+def test_a_worker_reads_its_settings_and_keeps_a_given_runtime_folder() -> None:
+    logger = logging.getLogger("stageserve")
+    level = logger.level
+    env = {"STAGESERVE_MODELS": "m", "STAGESERVE_RUNTIME_DIR": "/run/gw", "STAGESERVE_WORKERS": "2"}
+    try:
+        settings = prepare_worker({**env, "STAGESERVE_LOG_LEVEL": "warning"})
+        assert logger.level == logging.WARNING
+    finally:
+        logger.setLevel(level)  # setLevel also clears the loggers' cached levels
+    assert (settings.runtime_dir, settings.workers) == ("/run/gw", 2)

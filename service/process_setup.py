@@ -1,0 +1,43 @@
+"""What a process serving stageserve changes around itself before it serves, and why
+then.
+
+At import of the service module (BentoML's supervisor and every worker): this process's
+secrets are registered for redaction, so that nothing logged later quotes a registry
+credential; BentoML's fixes (service/compat/) and uvicorn's request-head limits
+(service/api/head_limits.py) are installed, because each worker builds BentoML's app and
+uvicorn's protocol after the import, from the classes these patch.
+
+In each worker, before its gateway starts: a runtime folder is named when none was given
+and stageserve's log level is set; then the settings are read.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, MutableMapping
+
+from service.api import head_limits
+from service.compat import bentoml_fixes
+from service.config import Settings
+from service.ops import log_redaction
+from service.ops.run_dirs import plain_serve_runtime_dir
+
+
+def prepare_process(route_templates: Iterable[str]) -> None:
+    """At import; ``route_templates`` are the routes of stageserve's app (metric labels)."""
+    log_redaction.protect(os.environ)
+    bentoml_fixes.install(route_templates)
+    head_limits.install(head_limits.HeadLimits.from_env(os.environ))
+
+
+def prepare_worker(env: MutableMapping[str, str] = os.environ) -> Settings:
+    """In a worker, before its gateway: the settings it runs with."""
+    # `stageserve serve` gives all workers one runtime folder. Under plain
+    # `bentoml serve` (a Bento container) nothing does, and workers do not inherit
+    # what the supervisor sets at import; but they share the supervisor as parent.
+    if "STAGESERVE_RUNTIME_DIR" not in env:  # named to be swept once unused
+        env["STAGESERVE_RUNTIME_DIR"] = plain_serve_runtime_dir(os.getppid())
+    settings = Settings.from_env(env)
+    logging.getLogger("stageserve").setLevel(settings.log_level)
+    return settings
