@@ -8,6 +8,7 @@ keeps several workers tidy), ``cli/`` (the ``stageserve`` command), ``compat/`` 
 for the pinned BentoML). ``gateway.py`` wires one worker's parts together and
 ``bento_service.py`` is the BentoML entry point, with ``bentoml_options.py`` (the
 options BentoML reads at import), ``process_setup.py`` (what a serving process sets up
-around itself) and ``gateway_slot.py`` (how the app reaches its worker's gateway). Rules: the registry is read only by
-``registry_watcher``; nothing here imports from ``cli/`` except ``cli/`` itself.
+around itself) and ``gateway_slot.py`` (how the app reaches its worker's gateway).
+Rules: the registry is read only by ``registry_watcher``; nothing here imports from
+``cli/`` except ``cli/`` itself.
 """

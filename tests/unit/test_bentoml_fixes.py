@@ -1,4 +1,4 @@
-"""service.compat.bentoml_fixes: BentoML's TimeoutMiddleware answers 504 like before (in MLflow's
+"""service.compat's fixes: BentoML's TimeoutMiddleware answers 504 like before (in MLflow's
 format), and leaves no timer behind once a request is done; BentoML's app answers errors
 as JSON; its request metrics are labelled by route, not by raw path."""
 
@@ -13,6 +13,8 @@ from bentoml._internal.server.http.traffic import TimeoutMiddleware
 from prometheus_client import CollectorRegistry, Counter
 
 from service.compat import bentoml_fixes
+from service.compat.metric_endpoint_labels import label_endpoints_by_route
+from service.compat.timeout_middleware import timeout_middleware_call
 
 bentoml_fixes.install()
 
@@ -81,7 +83,7 @@ def test_other_scopes_pass_straight_through() -> None:
 
 def test_install_is_idempotent() -> None:
     assert bentoml_fixes.install() and bentoml_fixes.install()
-    assert TimeoutMiddleware.__call__ is bentoml_fixes._timeout_middleware_call
+    assert TimeoutMiddleware.__call__ is timeout_middleware_call
 
 
 def test_bentoml_metrics_are_labelled_by_route_not_by_path() -> None:
@@ -89,7 +91,7 @@ def test_bentoml_metrics_are_labelled_by_route_not_by_path() -> None:
     middleware = type("Middleware", (), {})()
     middleware.total = Counter("t", "t", ["endpoint", "code"], registry=registry)
     middleware.other = Counter("o", "o", ["code"], registry=registry)
-    bentoml_fixes.label_endpoints_by_route(middleware, lambda path: "/models/{name}/invocations")
+    label_endpoints_by_route(middleware, lambda path: "/models/{name}/invocations")
     for name in ("a", "b", "c"):
         middleware.total.labels(endpoint=f"/models/{name}/invocations", code="200").inc()
     middleware.other.labels(code="200").inc()  # metrics without an endpoint are left alone

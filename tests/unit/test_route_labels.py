@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from service.api.app import create_app
 from service.api.route_labels import OTHER, RouteLabels
-from service.compat.bentoml_fixes import BENTOML_ROUTES
+from service.compat.metric_endpoint_labels import BENTOML_ROUTES
 
 APP_ROUTES = [route.path for route in create_app(lambda: None).routes]  # type: ignore[arg-type,return-value]
 LABELS = RouteLabels([*BENTOML_ROUTES, *APP_ROUTES])
