@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported for real in _create: prometheus_client picks its value
+    # store (multiprocess or not) when first imported, so only once BentoML set it up.
+    from prometheus_client import Counter, Gauge, Histogram
 
 LATENCY_BUCKETS = (
     0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.075,
@@ -23,32 +27,32 @@ LOAD_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
 @dataclass(frozen=True)
 class Metrics:
-    requests: Any
-    request_duration: Any
-    in_flight: Any
-    loaded_version: Any
-    target_ready: Any
-    swaps: Any
-    load_duration: Any
-    registry_polls: Any
-    registry_up: Any
-    registry_last_success: Any
-    registry_consecutive_failures: Any
-    traffic_weight: Any
-    traffic_configured_weight: Any
-    routing: Any
-    policy_valid: Any
-    policy_errors: Any
-    shadow: Any
-    webhooks: Any
-    webhook_refreshes: Any
-    webhook_to_serving: Any
-    registry_version: Any
-    process_memory: Any
-    process_cpu: Any
-    process_fds: Any
-    process_start: Any
-    target_stale: Any
+    requests: Counter
+    request_duration: Histogram
+    in_flight: Gauge
+    loaded_version: Gauge
+    target_ready: Gauge
+    swaps: Counter
+    load_duration: Histogram
+    registry_polls: Counter
+    registry_up: Gauge
+    registry_last_success: Gauge
+    registry_consecutive_failures: Gauge
+    traffic_weight: Gauge
+    traffic_configured_weight: Gauge
+    routing: Counter
+    policy_valid: Gauge
+    policy_errors: Counter
+    shadow: Counter
+    webhooks: Counter
+    webhook_refreshes: Counter
+    webhook_to_serving: Histogram
+    registry_version: Gauge
+    process_memory: Gauge
+    process_cpu: Gauge
+    process_fds: Gauge
+    process_start: Gauge
+    target_stale: Gauge
 
 
 _metrics: Metrics | None = None
