@@ -1,5 +1,5 @@
 # stageserve: `make demo` sets everything up and serves the demo model;
-# `make test` runs the whole test suite (lint, unit, integration, end to end);
+# `make test` runs the whole test suite (lint, type check, unit, integration, end to end);
 # `make bench` benchmarks against `mlflow models serve` (on demand, ~15 minutes).
 
 PYTHON ?= python3
@@ -9,7 +9,7 @@ PORT ?= 3000
 DEMO_DIR ?= demo-registry
 BENCH_ARGS ?=
 
-.PHONY: install demo test unit integration lint format clean bench
+.PHONY: install demo test unit integration lint typecheck format clean bench
 
 install: $(VENV)/.installed
 
@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml
 demo: install
 	$(VENV)/bin/stageserve demo --dir $(DEMO_DIR) --port $(PORT)
 
-test: install lint
+test: install lint typecheck
 	$(PY) -m pytest -q --durations=15
 
 unit: install
@@ -37,6 +37,10 @@ bench: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# mypy's settings (which packages, how strict) are in pyproject.toml's [tool.mypy].
+typecheck: install
+	$(VENV)/bin/mypy
 
 format: install
 	$(VENV)/bin/ruff check --fix .
