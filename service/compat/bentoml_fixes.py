@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from types import ModuleType
 
 from service.compat import app_error_handlers, metric_endpoint_labels, timeout_middleware
 
 log = logging.getLogger("stageserve.bentoml_fixes")
-
-FIXES: tuple[ModuleType, ...] = (timeout_middleware, app_error_handlers, metric_endpoint_labels)
 
 
 def install(route_templates: Iterable[str] = ()) -> bool:

@@ -4,6 +4,7 @@ way the fix expects. A BentoML upgrade fails here first, so each fix gets review
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import inspect
 import pkgutil
@@ -38,14 +39,22 @@ def parameters(function: Any) -> list[str]:
     return list(inspect.signature(function).parameters)
 
 
-def test_every_module_of_the_package_is_an_installed_fix() -> None:
-    modules = {m.name for m in pkgutil.iter_modules(service.compat.__path__)}
-    assert modules - {"bentoml_fixes"} == {
-        fix.__name__.rsplit(".", 1)[1] for fix in bentoml_fixes.FIXES
-    }
+# Every module of the package but the installer is a fix.
+FIXES = [
+    importlib.import_module(f"service.compat.{m.name}")
+    for m in pkgutil.iter_modules(service.compat.__path__)
+    if m.name != "bentoml_fixes"
+]
 
 
-@pytest.mark.parametrize("fix", bentoml_fixes.FIXES, ids=lambda fix: fix.__name__)
+def test_the_installer_installs_every_fix() -> None:
+    source = inspect.getsource(bentoml_fixes.install)
+    assert len(FIXES) >= 3  # the package was found
+    for fix in FIXES:
+        assert f"{fix.__name__.rsplit('.', 1)[1]}.install(" in source
+
+
+@pytest.mark.parametrize("fix", FIXES, ids=lambda fix: fix.__name__)
 def test_each_fix_targets_the_installed_and_pinned_bentoml(fix: ModuleType) -> None:
     assert fix.TARGET_BENTOML == importlib.metadata.version("bentoml") == pinned_bentoml()
     assert f"BentoML {fix.TARGET_BENTOML} does wrong" in (fix.__doc__ or "")
