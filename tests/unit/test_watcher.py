@@ -579,6 +579,10 @@ def test_not_ready_latest_version_keeps_the_previous_one() -> None:
 # --- thread -------------------------------------------------------------------------
 
 
+def watcher_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "registry-watcher"]
+
+
 @pytest.mark.timeout(30)
 def test_refresh_now_cuts_a_long_wait_short() -> None:
     registry = FakeRegistry()
@@ -597,11 +601,11 @@ def test_refresh_now_cuts_a_long_wait_short() -> None:
     watcher.subscribe(subscriber)
     watcher.start()
     try:
-        thread = watcher._thread
+        [thread] = watcher_threads()
         assert thread is not None
         assert thread.is_alive()
         watcher.start()  # idempotent
-        assert watcher._thread is thread
+        assert watcher_threads() == [thread]
         assert first.wait(10), "the first poll did not happen on start()"
 
         registry.put(latest=(mv(2, "Production"),))
@@ -610,7 +614,7 @@ def test_refresh_now_cuts_a_long_wait_short() -> None:
         assert seen == [ref(1), ref(2)]
     finally:
         watcher.stop(timeout=10)
-    assert watcher._thread is None
+    assert watcher_threads() == []
     assert not thread.is_alive()
     assert watcher.status.polls == 2
     assert watcher.status.next_poll_in_s == 3600.0
