@@ -19,9 +19,11 @@ import pytest
 
 from registry_watcher.state import DesiredState, ModelState, VersionRef
 from registry_watcher.targets import Target, parse_target
+from service.inference.loaded_version import LoadedVersion
 from service.lifecycle.availability import AvailabilityPolicy, FailStatic, UnloadEmptied
-from service.lifecycle.loader import LoadedVersion, LoadError
+from service.lifecycle.backoff import ExponentialBackoff
 from service.lifecycle.pool import Failure, ModelPool, PoolObserver, Slot
+from service.lifecycle.servable import LoadError
 from tests.integration.harness import wait_until
 
 PROD = parse_target("Production")
@@ -119,8 +121,7 @@ def make_pool(
         targets or {"m": (PROD, STAGING)},
         loader,
         required=lambda model, target: target == PROD,
-        retry_base_s=retry_base_s,
-        retry_cap_s=retry_cap_s,
+        retry=ExponentialBackoff(retry_base_s, retry_cap_s),
         observer=events.observer() if events else None,
         availability=availability,
         spawn=run_inline,
@@ -789,8 +790,7 @@ def threaded_pool(
         targets,
         loader,
         required=lambda model, target: target == PROD,
-        retry_base_s=retry_base_s,
-        retry_cap_s=retry_base_s,
+        retry=ExponentialBackoff(retry_base_s, retry_base_s),
         observer=events.observer(),
         load_timeout_s=load_timeout_s,
         max_concurrent_loads=max_concurrent_loads,
