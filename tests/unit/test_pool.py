@@ -11,7 +11,7 @@ import json
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +20,14 @@ import pytest
 from registry_watcher.state import DesiredState, ModelState, VersionRef
 from registry_watcher.targets import Target, parse_target
 from service.inference.loaded_version import LoadedVersion
-from service.lifecycle.availability import AvailabilityPolicy, FailStatic, UnloadEmptied
+from service.lifecycle.availability import (
+    AvailabilityPolicy,
+    EmptiedVerdict,
+    FailStatic,
+    UnloadEmptied,
+)
 from service.lifecycle.backoff import ExponentialBackoff
+from service.lifecycle.load_order import W
 from service.lifecycle.pool import Failure, ModelPool, PoolObserver, Slot
 from service.lifecycle.servable import LoadError
 from tests.integration.harness import wait_until
@@ -934,3 +940,93 @@ def test_a_version_dropped_by_the_registry_while_abandoned_leaves_no_failure(
     hung.set()
     assert wait_for(lambda: ref(1) not in pool._loads)
     assert pool.get("m", PROD) is None
+
+
+@pytest.mark.timeout(60)
+def test_the_pool_loads_again_after_a_stop_and_a_start(loader: FakeLoader) -> None:
+    signals = Signals()
+    pool = threaded_pool(loader, signals, {"m": (PROD,)})
+    pool.start()
+    pool.stop(timeout=10)
+    pool.start()
+    try:
+        pool.apply(desired({"m": {PROD: ref(1)}}))
+        signals.wait("m", PROD, "success")
+        assert pool.get("m", PROD).ref == ref(1)
+    finally:
+        pool.stop(timeout=10)
+
+
+# --- the pool applies the policy objects it is given --------------------------------
+
+
+class OptionalFirst:
+    def order(self, wanted: Iterable[W]) -> list[W]:
+        return sorted(wanted, key=lambda w: w.required)
+
+
+class FixedRetry:
+    def __init__(self, delay_s: float) -> None:
+        self.delay_s = delay_s
+        self.asked: list[int] = []
+
+    def delay(self, failures: int) -> float:
+        self.asked.append(failures)
+        return self.delay_s
+
+
+class KeepEverything:
+    def on_emptied(self, required: bool) -> EmptiedVerdict:
+        return EmptiedVerdict.KEEP
+
+
+def policy_pool(loader: FakeLoader, **policies: Any) -> ModelPool[LoadedVersion]:
+    return ModelPool(
+        {"m": (PROD,), "n": (STAGING,)},
+        loader,
+        required=lambda model, target: target == PROD,
+        spawn=run_inline,
+        **policies,
+    )
+
+
+def test_the_pool_loads_in_the_order_its_load_order_says(loader: FakeLoader) -> None:
+    both = desired({"m": {PROD: ref(1)}, "n": {STAGING: ref(1, "n")}})
+    default = policy_pool(loader)
+    default.apply(both)
+    default.reconcile_once()
+    assert loader.calls == [ref(1)]  # required first
+
+    loader.calls.clear()
+    reverse = policy_pool(loader, load_order=OptionalFirst())
+    reverse.apply(both)
+    reverse.reconcile_once()
+    assert loader.calls == [ref(1, "n")]
+
+
+def test_the_pool_waits_as_its_retry_policy_says(loader: FakeLoader) -> None:
+    retry = FixedRetry(1234.0)
+    pool = policy_pool(loader, retry=retry)
+    loader.failures[ref(1)] = LoadError("load", "broken")
+    before = time.monotonic()
+    pool.apply(desired({"m": {PROD: ref(1)}, "n": {STAGING: None}}))
+    due = pool.reconcile_once()
+    assert due == 0.0
+    assert pool.reconcile_once() == pytest.approx(1234.0, abs=5.0)
+    failure = pool.failure(ref(1))
+    assert failure is not None and failure.attempts == 1
+    assert failure.retry_at - before == pytest.approx(1234.0, abs=5.0)
+    assert retry.asked == [1]
+
+
+def test_the_pool_settles_an_emptied_target_as_its_availability_policy_says(
+    loader: FakeLoader,
+) -> None:
+    pool = policy_pool(loader, availability=KeepEverything())
+    pool.apply(desired({"m": {PROD: ref(1)}, "n": {STAGING: ref(1, "n")}}))
+    pool.run_until_idle()
+    pool.apply(desired({"m": {PROD: None}, "n": {STAGING: None}}))
+    # FailStatic would empty the optional Staging target; this policy keeps it, stale.
+    assert pool.get("n", STAGING) is not None
+    assert status(pool, STAGING, "n") == "stale"
+    assert status(pool, PROD) == "stale"

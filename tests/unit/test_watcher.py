@@ -16,6 +16,7 @@ from registry_watcher.snapshot import READY, RegistryModel, RegistryVersion
 from registry_watcher.state import DesiredState, StateDiff, TargetChange, VersionRef
 from registry_watcher.targets import Target, parse_target
 from registry_watcher.watcher import PollResult, Reader, RegistryWatcher
+from tests.integration.harness import wait_until
 
 PROD = parse_target("Production")
 STAGING = parse_target("Staging")
@@ -618,3 +619,21 @@ def test_refresh_now_cuts_a_long_wait_short() -> None:
     assert not thread.is_alive()
     assert watcher.status.polls == 2
     assert watcher.status.next_poll_in_s == 3600.0
+
+
+@pytest.mark.timeout(30)
+def test_the_watcher_polls_again_after_a_stop_and_a_start() -> None:
+    registry = FakeRegistry()
+    registry.put(latest=(mv(1, "Production"),))
+    watcher = RegistryWatcher(registry, {"m": (PROD,)}, poll_interval_s=0.01)
+    watcher.start()
+    assert wait_until(lambda: watcher.status.polls >= 1, 10, interval=0.005)
+    watcher.stop(timeout=10)
+    polls = watcher.status.polls
+    watcher.start()
+    try:
+        assert wait_until(lambda: watcher.status.polls > polls + 1, 10, interval=0.005), (
+            "a restarted watcher does not poll"
+        )
+    finally:
+        watcher.stop(timeout=10)
