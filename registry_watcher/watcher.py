@@ -114,10 +114,6 @@ class RegistryWatcher:
         """Last known good desired state (empty until the first successful poll)."""
         return self._state
 
-    @property
-    def has_state(self) -> bool:
-        return self._has_state
-
     def subscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.append(subscriber)
 

@@ -446,14 +446,6 @@ class ModelPool(Generic[S]):
             self._observer.on_swap(slot.model, slot.target, "success", duration)
             self._observer.on_target(slot.model, slot.target, loaded)
 
-    def run_until_idle(self, timeout: float = 60.0) -> None:
-        """Reconcile until nothing is due now (tests and start-up, with inline loads)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            due = self.reconcile_once()
-            if due is None or due > 0:
-                return
-
     # --- thread -----------------------------------------------------------------------
 
     def start(self) -> None:

@@ -100,14 +100,14 @@ def test_first_poll_notifies_subscribers() -> None:
     registry = FakeRegistry()
     registry.put(latest=(mv(1, "Production"), mv(2, "Staging")))
     watcher, recorder = make(registry)
-    assert not watcher.has_state
+    assert watcher.status.last_success_at is None  # no state yet
     assert watcher.state == DesiredState()
 
     result = watcher.poll_once()
 
     assert result.ok
     assert result.error is None
-    assert watcher.has_state
+    assert watcher.status.last_success_at is not None  # has a state
     assert len(recorder.calls) == 1
     state, diff = recorder.calls[0]
     assert state is watcher.state
@@ -248,7 +248,7 @@ def test_failing_poll_keeps_the_last_known_good_state() -> None:
     assert result.error == "ConnectionError: registry down"
     assert not result.diff
     assert watcher.state is good
-    assert watcher.has_state
+    assert watcher.status.last_success_at is not None  # has a state
     assert len(recorder.calls) == 1
     status = watcher.status
     assert status.consecutive_failures == 1
@@ -269,7 +269,7 @@ def test_failure_on_the_first_poll_leaves_no_state() -> None:
     watcher, recorder = make(registry)
     result = watcher.poll_once()
     assert not result.ok
-    assert not watcher.has_state
+    assert watcher.status.last_success_at is None  # no state yet
     assert watcher.state == DesiredState()
     assert recorder.calls == []
     assert watcher.status.last_success_at is None
