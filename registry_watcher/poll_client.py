@@ -33,7 +33,11 @@ class FastFailRestStore(RestStore):
         self.timeout_s = timeout_s
 
     def _call_endpoint(
-        self, api: Any, json_body: Any, call_all_endpoints: bool = False, extra_headers=None
+        self,
+        api: Any,
+        json_body: Any,
+        call_all_endpoints: bool = False,
+        extra_headers: dict[str, str] | None = None,
     ) -> Any:
         if call_all_endpoints:  # legacy fallbacks over several endpoints: not used by the watcher
             return super()._call_endpoint(api, json_body, call_all_endpoints, extra_headers)
@@ -78,8 +82,8 @@ class PollingClient(MlflowClient):
     def __init__(self, registry_uri: str | None, timeout_s: float) -> None:
         super().__init__(tracking_uri=registry_uri, registry_uri=registry_uri)
         self._fast_registry: _RegistryClient | None = None
-        uri = self._registry_uri
-        if urlparse(uri).scheme in ("http", "https"):
+        uri = self._registry_uri  # MLflow resolved it: never None here, but typed so
+        if uri is not None and urlparse(uri).scheme in ("http", "https"):
             self._fast_registry = _RegistryClient(uri, FastFailRestStore(uri, timeout_s))
 
     def _get_registry_client(self) -> ModelRegistryClient:

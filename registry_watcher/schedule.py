@@ -41,8 +41,3 @@ class PollSchedule:
         if consecutive_failures <= 0:
             return self.interval_s
         return self.interval_s * (1 + self.jitter * (2 * self.rand() - 1))
-
-    @property
-    def longest_s(self) -> float:
-        """The longest wait this schedule ever makes."""
-        return self.interval_s * (1 + self.jitter)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from registry_watcher.background import BackgroundLoop
 from registry_watcher.diagnosis import ResolutionDiagnosis
 from registry_watcher.redact import redact, redact_url
 from registry_watcher.schedule import PollSchedule
@@ -101,9 +102,7 @@ class RegistryWatcher:
         self._has_state = False
         self._known_versions: dict[VersionKey, RegistryVersion | None] = {}
         self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = BackgroundLoop("registry-watcher", self._poll_and_schedule)
         self.status = WatcherStatus(
             registry_uri=redact_url(registry_uri), poll_interval_s=poll_interval_s
         )
@@ -114,10 +113,6 @@ class RegistryWatcher:
     def state(self) -> DesiredState:
         """Last known good desired state (empty until the first successful poll)."""
         return self._state
-
-    @property
-    def has_state(self) -> bool:
-        return self._has_state
 
     def subscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.append(subscriber)
@@ -206,25 +201,17 @@ class RegistryWatcher:
 
     def refresh_now(self) -> None:
         """Cut the current wait short: poll again at once."""
-        self._wake.set()
+        self._loop.wake()
 
     def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._thread = threading.Thread(target=self._run, name="registry-watcher", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        self._loop.stop(timeout)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.poll_once()
-            delay = self.next_delay()
-            self.status.next_poll_in_s = delay
-            self._wake.wait(delay)
-            self._wake.clear()
+    def _poll_and_schedule(self) -> float:
+        """The background loop's step: one poll; the wait before the next."""
+        self.poll_once()
+        delay = self.next_delay()
+        self.status.next_poll_in_s = delay
+        return delay

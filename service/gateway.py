@@ -24,9 +24,11 @@ from service.api.connections import ConnectionRecycler
 from service.api.header_values import header_value
 from service.config import Settings
 from service.errors import ServingError, bad_request, not_found, unavailable
+from service.inference.loaded_version import LoadedVersion
 from service.lifecycle import heap
 from service.lifecycle.availability import policy_for
-from service.lifecycle.loader import LoadedVersion, VersionLoader
+from service.lifecycle.backoff import ExponentialBackoff
+from service.lifecycle.loader import VersionLoader
 from service.lifecycle.pool import Loader, ModelPool, PoolObserver
 from service.ops.log_limits import limit_per_request_warnings
 from service.ops.metric_files import MetricFileSweeper, multiprocess_dir
@@ -95,13 +97,12 @@ class Gateway:
         self.loader = loader or VersionLoader(
             settings.model_dir, settings.smoke_test, settings.max_batch
         )
-        self.pool = ModelPool(
+        self.pool = ModelPool[LoadedVersion](
             targets,
             self.loader,
             required=lambda model, target: target == settings.required_target,
-            retry_base_s=min(1.0, settings.poll_interval_s),
-            retry_cap_s=settings.max_backoff_s,
-            observer=PoolObserver(
+            retry=ExponentialBackoff(min(1.0, settings.poll_interval_s), settings.max_backoff_s),
+            observer=PoolObserver[LoadedVersion](
                 on_swap=self._on_swap, on_target=self._on_target, on_stale=self._on_stale
             ),
             availability=policy_for(settings.on_empty),

@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 
 from service.errors import ServingError
+from service.inference.codec import ParsedInput, encode_predictions
 from service.inference.numeric_input import NumericRows
-from service.inference.protocol import ParsedInput, encode_predictions
 
 log = logging.getLogger("stageserve.batching")
 

@@ -1,10 +1,12 @@
-"""Exponential backoff with jitter, for model load retries. (Registry polls do not back
-off: see schedule.py.)"""
+"""When the pool retries a failed load: the pool's retry policy. (Registry polls do not
+back off: see registry_watcher/schedule.py.)"""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
 
 
 def backoff_delay(
@@ -20,3 +22,22 @@ def backoff_delay(
         return 0.0
     nominal = min(cap, base * (2 ** min(failures - 1, 30)))
     return nominal * (0.5 + 0.5 * rand())
+
+
+class RetryPolicy(Protocol):
+    def delay(self, failures: int) -> float:
+        """Seconds before the next attempt at a version that failed ``failures`` times
+        in a row (1-based)."""
+        ...
+
+
+@dataclass(frozen=True)
+class ExponentialBackoff:
+    """Exponential backoff with jitter (``backoff_delay``) from ``base_s`` up to ``cap_s``."""
+
+    base_s: float = 1.0
+    cap_s: float = 60.0
+    rand: Callable[[], float] = field(default=random.random, compare=False, repr=False)
+
+    def delay(self, failures: int) -> float:
+        return backoff_delay(failures, self.base_s, self.cap_s, self.rand)

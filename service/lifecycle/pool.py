@@ -14,8 +14,12 @@ or hung download of one model never holds up another model's swaps. Each load ha
 deadline: past it the attempt is abandoned (recorded as a ``load_timeout`` failure and
 retried with backoff once it ends) and whatever it returns later is thrown away.
 
-What happens to a target the registry empties is the availability policy's call
-(``service/lifecycle/availability.py``), not the pool's.
+The pool is the mechanism; the choices are policy objects passed in, as TF Serving
+keeps its policies next to its manager: what happens to a target the registry empties
+(``availability.py``: fail static by default), which pending version loads first
+(``load_order.py``), and how long a failed load waits before its retry (``backoff.py``).
+It knows a loaded version only as a ``Servable`` (``servable.py``): importing it pulls in
+nothing of the request path.
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Generic
 
+from registry_watcher.background import BackgroundLoop
 from registry_watcher.state import DesiredState, VersionRef
 from registry_watcher.targets import Target
 from service.lifecycle.availability import (
@@ -34,12 +40,12 @@ from service.lifecycle.availability import (
     EmptiedVerdict,
     FailStatic,
 )
-from service.lifecycle.backoff import backoff_delay
-from service.lifecycle.loader import LoadedVersion, LoadError
+from service.lifecycle.backoff import ExponentialBackoff, RetryPolicy
+from service.lifecycle.load_order import LoadOrder, RequiredFirst
+from service.lifecycle.servable import Loader, LoadError, S
 
 log = logging.getLogger("stageserve.pool")
 
-Loader = Callable[[VersionRef], LoadedVersion]
 # Runs a load: by default on a new daemon thread; tests may run it inline.
 Spawner = Callable[[Callable[[], None], str], None]
 
@@ -62,13 +68,13 @@ class Failure:
 
 
 @dataclass
-class Slot:
+class Slot(Generic[S]):
     """One target of one model: what it serves now and what it should serve."""
 
     model: str
     target: Target
     required: bool
-    current: LoadedVersion | None = None
+    current: S | None = None
     desired: VersionRef | None = None
     desired_known: bool = False  # False until the registry has been read once
     note: str | None = None  # why the target resolves to nothing, from the watcher
@@ -97,11 +103,11 @@ class Slot:
 
 
 @dataclass
-class PoolObserver:
+class PoolObserver(Generic[S]):
     """Hooks for metrics; each gets plain values. Defaults do nothing."""
 
     on_swap: Callable[[str, Target, str, float], None] = lambda model, target, result, secs: None
-    on_target: Callable[[str, Target, LoadedVersion | None], None] = lambda m, t, v: None
+    on_target: Callable[[str, Target, S | None], None] = lambda m, t, v: None
     # (model, target, reason) when a target turns stale, reason None when it stops being.
     on_stale: Callable[[str, Target, str | None], None] = lambda m, t, reason: None
 
@@ -112,41 +118,46 @@ class _Load:
     still run, but its result is thrown away."""
 
     ref: VersionRef
-    required: bool
     started: float  # monotonic
     deadline: float  # monotonic
     abandoned: bool = False
 
 
 @dataclass
-class _Job:
+class _Job(Generic[S]):
+    """A version some targets wait for (a ``load_order.Wanted``)."""
+
     ref: VersionRef
-    slots: list[Slot] = field(default_factory=list)
+    slots: list[Slot[S]] = field(default_factory=list)
+
+    @property
+    def required(self) -> bool:
+        return any(s.required for s in self.slots)
 
 
-class ModelPool:
+class ModelPool(Generic[S]):
     def __init__(
         self,
         targets: Mapping[str, tuple[Target, ...]],
-        loader: Loader,
+        loader: Loader[S],
         required: Callable[[str, Target], bool],
-        retry_base_s: float = 1.0,
-        retry_cap_s: float = 60.0,
-        observer: PoolObserver | None = None,
+        observer: PoolObserver[S] | None = None,
         availability: AvailabilityPolicy | None = None,
+        retry: RetryPolicy | None = None,
+        load_order: LoadOrder | None = None,
         load_timeout_s: float = 600.0,
         max_concurrent_loads: int = 2,
         spawn: Spawner = spawn_thread,
     ) -> None:
         self._loader = loader
-        self._retry_base_s = retry_base_s
-        self._retry_cap_s = retry_cap_s
-        self._observer = observer or PoolObserver()
+        self._observer: PoolObserver[S] = observer or PoolObserver()
         self._availability = availability or FailStatic()
+        self._retry = retry or ExponentialBackoff()
+        self._load_order = load_order or RequiredFirst()
         self._load_timeout_s = load_timeout_s
         self._max_concurrent_loads = max(1, max_concurrent_loads)
         self._spawn = spawn
-        self._slots: dict[tuple[str, Target], Slot] = {
+        self._slots: dict[tuple[str, Target], Slot[S]] = {
             (model, target): Slot(model, target, required(model, target))
             for model, model_targets in targets.items()
             for target in model_targets
@@ -157,13 +168,11 @@ class ModelPool:
         # per version, so a version that hangs holds at most one thread.
         self._loads: dict[VersionRef, _Load] = {}
         self._lock = threading.Lock()  # guards desired/current bookkeeping, never held to load
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = BackgroundLoop("model-pool", self.reconcile_once, self._reconcile_failed)
 
     # --- request path: lock-free reads -----------------------------------------------
 
-    def get(self, model: str, target: Target) -> LoadedVersion | None:
+    def get(self, model: str, target: Target) -> S | None:
         slot = self._slots.get((model, target))
         return None if slot is None else slot.current
 
@@ -173,7 +182,7 @@ class ModelPool:
     def models(self) -> tuple[str, ...]:
         return tuple(self._targets)
 
-    def slots(self) -> Iterable[Slot]:
+    def slots(self) -> Iterable[Slot[S]]:
         return self._slots.values()
 
     def failure(self, ref: VersionRef | None) -> Failure | None:
@@ -193,7 +202,7 @@ class ModelPool:
         for slot in self._slots.values():
             if slot.required and slot.current is None:
                 failure = self.failure(slot.desired)
-                if failure is not None:
+                if slot.desired is not None and failure is not None:
                     why = f"version {slot.desired.version} failed to load: {failure.error}"
                 elif slot.desired is not None:
                     why = f"version {slot.desired.version} is loading"
@@ -209,8 +218,8 @@ class ModelPool:
     def apply(self, state: DesiredState) -> None:
         """Take a new desired state (from the watcher). Emptied targets are settled at
         once, by the availability policy; loads happen on load threads."""
-        emptied: list[Slot] = []
-        stale_changes: list[tuple[Slot, str | None]] = []
+        emptied: list[Slot[S]] = []
+        stale_changes: list[tuple[Slot[S], str | None]] = []
         with self._lock:
             for (model, target), slot in self._slots.items():
                 was_stale = slot.stale_reason
@@ -261,7 +270,7 @@ class ModelPool:
         for slot in emptied:
             self._observer.on_swap(slot.model, slot.target, "unloaded", 0.0)
             self._observer.on_target(slot.model, slot.target, None)
-        self._wake.set()
+        self._loop.wake()
 
     # --- reconciliation ---------------------------------------------------------------
 
@@ -281,11 +290,11 @@ class ModelPool:
             )
             self._record_failure(load.ref, error, now - load.started)
 
-    def _take_job(self, now: float) -> tuple[_Job | None, LoadedVersion | None, float | None]:
+    def _take_job(self, now: float) -> tuple[_Job[S] | None, S | None, float | None]:
         """The next version to switch to: one another target already serves (returned
         with it), or one to load now (registered as in flight); and the time until a
         retry or a deadline is due."""
-        jobs: dict[VersionRef, _Job] = {}
+        jobs: dict[VersionRef, _Job[S]] = {}
         soonest: float | None = None
 
         def due_in(wait: float) -> None:
@@ -310,10 +319,7 @@ class ModelPool:
                 jobs.setdefault(ref, _Job(ref)).slots.append(slot)
             if not jobs:
                 return None, None, soonest
-            # Required targets first, so readiness comes as early as possible.
-            ordered = sorted(
-                jobs.values(), key=lambda j: (not any(s.required for s in j.slots), j.ref.model)
-            )
+            ordered = self._load_order.order(jobs.values())
             for job in ordered:
                 loaded = self._already_loaded(job.ref)
                 if loaded is not None:
@@ -325,14 +331,13 @@ class ModelPool:
                     continue  # one load per model at a time
                 self._loads[job.ref] = _Load(
                     job.ref,
-                    required=any(s.required for s in job.slots),
                     started=now,
                     deadline=now + self._load_timeout_s,
                 )
                 return job, None, soonest
         return None, None, soonest
 
-    def _already_loaded(self, ref: VersionRef) -> LoadedVersion | None:
+    def _already_loaded(self, ref: VersionRef) -> S | None:
         for slot in self._slots.values():
             if slot.current is not None and slot.current.ref == ref:
                 return slot.current
@@ -357,7 +362,7 @@ class ModelPool:
     def _load(self, ref: VersionRef) -> None:
         """Body of a load thread: load, then hand the result back under the lock."""
         started = time.monotonic()
-        loaded: LoadedVersion | None = None
+        loaded: S | None = None
         error: Exception | None = None
         try:
             loaded = self._loader(ref)
@@ -381,7 +386,7 @@ class ModelPool:
             self._record_failure(ref, error, duration)
         elif loaded is not None:
             self._switch(loaded, duration)
-        self._wake.set()
+        self._loop.wake()
 
     def _record_failure(self, ref: VersionRef, exc: Exception, duration: float) -> None:
         stage = exc.stage if isinstance(exc, LoadError) else "load"
@@ -392,7 +397,7 @@ class ModelPool:
                 return  # the registry moved on during the load: nothing to retry
             previous = self._failures.get(ref)
             attempts = (previous.attempts if previous else 0) + 1
-            delay = backoff_delay(attempts, self._retry_base_s, self._retry_cap_s)
+            delay = self._retry.delay(attempts)
             self._failures[ref] = Failure(
                 attempts=attempts,
                 error=message[:1000],
@@ -416,8 +421,8 @@ class ModelPool:
             )
             self._observer.on_swap(slot.model, slot.target, result, duration)
 
-    def _switch(self, loaded: LoadedVersion, duration: float) -> None:
-        switched: list[Slot] = []
+    def _switch(self, loaded: S, duration: float) -> None:
+        switched: list[Slot[S]] = []
         with self._lock:
             self._failures.pop(loaded.ref, None)
             for slot in self._slots.values():
@@ -441,36 +446,15 @@ class ModelPool:
             self._observer.on_swap(slot.model, slot.target, "success", duration)
             self._observer.on_target(slot.model, slot.target, loaded)
 
-    def run_until_idle(self, timeout: float = 60.0) -> None:
-        """Reconcile until nothing is due now (tests and start-up, with inline loads)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            due = self.reconcile_once()
-            if due is None or due > 0:
-                return
-
     # --- thread -----------------------------------------------------------------------
 
     def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="model-pool", daemon=True)
-            self._thread.start()
+        self._loop.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        self._loop.stop(timeout)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._wake.clear()  # before looking: a load ending from now on wakes us
-            try:
-                due = self.reconcile_once()
-            except Exception:  # never let the pool thread die
-                log.exception("model pool reconcile failed")
-                due = self._retry_base_s
-            if due == 0.0:
-                continue
-            self._wake.wait(due)
+    def _reconcile_failed(self, exc: Exception) -> float:
+        """The pool thread never dies: log, and look again after a first retry's wait."""
+        log.error("model pool reconcile failed", exc_info=exc)
+        return self._retry.delay(1)

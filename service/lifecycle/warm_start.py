@@ -30,9 +30,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from types import FrameType
+from typing import Any, Protocol
 
 log = logging.getLogger("stageserve.warm_start")
+
+# What signal.signal takes and returns: a function, SIG_DFL / SIG_IGN, or None (a
+# handler not installed from Python).
+SignalHandler = Callable[[int, FrameType | None], Any] | int | None
 
 
 @dataclass(frozen=True)
@@ -115,27 +120,27 @@ def _stop_requests() -> Iterator[threading.Event]:
     that was there (the server's) still runs: it records that the server must exit once
     startup is over, which only the end of the wait lets happen."""
     event = threading.Event()
-    previous: dict[int, object] = {}
+    previous: dict[signal.Signals, SignalHandler] = {}
     received: list[int] = []
 
-    def handler(signum: int, frame: object) -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
         event.set()
         received.append(signum)
-        chained = previous.get(signum)
+        chained = previous.get(signal.Signals(signum))
         if callable(chained):
             chained(signum, frame)
 
     try:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            previous[signum] = signal.signal(signum, handler)
+        for stop_signal in (signal.SIGTERM, signal.SIGINT):
+            previous[stop_signal] = signal.signal(stop_signal, handler)
     except ValueError:  # not the main thread: no signal handlers to chain
         pass
     try:
         yield event
     finally:
-        for signum, chained in previous.items():
+        for stop_signal, chained in previous.items():
             with contextlib.suppress(ValueError, TypeError):
-                signal.signal(signum, chained)  # type: ignore[arg-type]
+                signal.signal(stop_signal, chained)
         for signum in dict.fromkeys(received):
-            if previous.get(signum) == signal.SIG_DFL:
+            if previous.get(signal.Signals(signum)) == signal.SIG_DFL:
                 signal.raise_signal(signum)  # nobody else handles it: the default action

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from registry_watcher.background import BackgroundLoop
+
 log = logging.getLogger("stageserve.shadow")
 
 AGREE = "agree"
@@ -111,8 +113,7 @@ class ShadowMirror:
         self._max_bytes = max_bytes
         self._held_bytes = 0  # of queued jobs and the one in hand
         self._bytes_lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = BackgroundLoop("shadow-mirror", self._run_next)
 
     @property
     def held_bytes(self) -> int:
@@ -130,7 +131,9 @@ class ShadowMirror:
                     fits = False
                 else:
                     self._held_bytes += size
-        if not fits:
+        if fits:
+            self._loop.wake()
+        else:
             self._record(job, DROPPED)
         return fits
 
@@ -151,31 +154,24 @@ class ShadowMirror:
             with self._bytes_lock:
                 self._held_bytes -= job.size
 
+    def _run_next(self) -> float | None:
+        """Run the oldest queued job, if any; the background loop's step (it waits for
+        the next ``submit`` when the queue is empty)."""
+        try:
+            job = self._queue.get_nowait()
+        except queue.Empty:
+            return None
+        self._run_queued(job)
+        return 0.0
+
     def drain(self) -> None:
         """Run every queued job now, in this thread (tests and shutdown)."""
-        while True:
-            try:
-                job = self._queue.get_nowait()
-            except queue.Empty:
-                return
-            self._run_queued(job)
+        while self._run_next() is not None:
+            pass
 
     def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="shadow-mirror", daemon=True)
-            self._thread.start()
+        self._loop.start()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop after the job in hand; queued shadow jobs are abandoned (never awaited)."""
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def _run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                job = self._queue.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            self._run_queued(job)
+        self._loop.stop(timeout)

@@ -18,7 +18,9 @@ import pytest
 
 from registry_watcher.reader import RegistryReader, poll_timeout_s
 from registry_watcher.state import VersionRef
-from service.lifecycle.loader import LoadedVersion, LoadError, VersionLoader
+from service.inference.loaded_version import LoadedVersion
+from service.lifecycle.loader import VersionLoader
+from service.lifecycle.servable import LoadError
 from tests.integration.faulty_servers import BlackHole, FlakyProxy, first_n
 from tests.integration.harness import TEST_ONLY_ENV, MlflowServer, Registry
 

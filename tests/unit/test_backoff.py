@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.lifecycle.backoff import backoff_delay
+from service.lifecycle.backoff import ExponentialBackoff, backoff_delay
 
 FAST = settings(max_examples=300, deadline=None, database=None, derandomize=True)
 
@@ -103,3 +103,31 @@ def test_bounds_property(failures: int, base: float, cap: float, r: float) -> No
 def test_monotonic_in_failures(failures: int, base: float, cap: float) -> None:
     assert backoff_delay(failures, base, cap, high) <= backoff_delay(failures + 1, base, cap, high)
     assert backoff_delay(failures, base, cap, low) <= backoff_delay(failures + 1, base, cap, low)
+
+
+# --- ExponentialBackoff: the pool's retry policy -----------------------------------
+
+
+@FAST
+@given(
+    failures=st.integers(-3, 60),
+    base=st.floats(0.001, 100),
+    cap=st.floats(0.001, 1000),
+    r=st.floats(0.0, 1.0),
+)
+def test_the_policy_is_backoff_delay_with_its_settings(
+    failures: int, base: float, cap: float, r: float
+) -> None:
+    policy = ExponentialBackoff(base, cap, rand=lambda: r)
+    assert policy.delay(failures) == backoff_delay(failures, base, cap, lambda: r)
+
+
+def test_policy_defaults() -> None:
+    policy = ExponentialBackoff(rand=high)
+    assert (policy.base_s, policy.cap_s) == (1.0, 60.0)
+    assert [policy.delay(n) for n in (1, 2, 3, 7, 8)] == [1.0, 2.0, 4.0, 60.0, 60.0]
+
+
+def test_policies_with_equal_settings_are_equal() -> None:
+    assert ExponentialBackoff(2.0, 30.0, rand=low) == ExponentialBackoff(2.0, 30.0, rand=high)
+    assert ExponentialBackoff(2.0, 30.0) != ExponentialBackoff(1.0, 30.0)

@@ -22,9 +22,9 @@ from sklearn.linear_model import Ridge
 from registry_watcher.state import VersionRef
 from service.errors import ServingError
 from service.inference.batch_predict import Request, batch_key, chunks, cut_rows, run_batch
+from service.inference.codec import CONTENT_TYPE_CSV, CONTENT_TYPE_JSON, ParsedInput
+from service.inference.loaded_version import LoadedVersion
 from service.inference.numeric_input import NumericRows
-from service.inference.protocol import CONTENT_TYPE_CSV, CONTENT_TYPE_JSON, ParsedInput
-from service.lifecycle.loader import LoadedVersion
 
 X, Y = load_diabetes(return_X_y=True, as_frame=True)
 COLUMNS = list(X.columns)

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from mlflow.pyfunc import scoring_server
 from mlflow.types import ColSpec, Schema, TensorSpec
 
+from service.inference.codec import CONTENT_TYPE_JSON, parse_request
 from service.inference.numeric_input import NumericColumns, NumericRows, parse_numeric
-from service.inference.protocol import CONTENT_TYPE_JSON, parse_request
 
 NAMES = ["age", "sex", "bmi"]
 SCHEMA = Schema([ColSpec("double", name) for name in NAMES])

@@ -11,7 +11,7 @@ import json
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +19,17 @@ import pytest
 
 from registry_watcher.state import DesiredState, ModelState, VersionRef
 from registry_watcher.targets import Target, parse_target
-from service.lifecycle.availability import AvailabilityPolicy, FailStatic, UnloadEmptied
-from service.lifecycle.loader import LoadedVersion, LoadError
+from service.inference.loaded_version import LoadedVersion
+from service.lifecycle.availability import (
+    AvailabilityPolicy,
+    EmptiedVerdict,
+    FailStatic,
+    UnloadEmptied,
+)
+from service.lifecycle.backoff import ExponentialBackoff
+from service.lifecycle.load_order import W
 from service.lifecycle.pool import Failure, ModelPool, PoolObserver, Slot
+from service.lifecycle.servable import LoadError
 from tests.integration.harness import wait_until
 
 PROD = parse_target("Production")
@@ -119,8 +127,7 @@ def make_pool(
         targets or {"m": (PROD, STAGING)},
         loader,
         required=lambda model, target: target == PROD,
-        retry_base_s=retry_base_s,
-        retry_cap_s=retry_cap_s,
+        retry=ExponentialBackoff(retry_base_s, retry_cap_s),
         observer=events.observer() if events else None,
         availability=availability,
         spawn=run_inline,
@@ -129,6 +136,15 @@ def make_pool(
 
 def run_inline(work: Callable[[], None], name: str) -> None:
     work()
+
+
+def run_until_idle(pool: ModelPool[LoadedVersion], timeout: float = 60.0) -> None:
+    """Reconcile until nothing is due now (with inline loads: every load done)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        due = pool.reconcile_once()
+        if due is None or due > 0:
+            return
 
 
 def slot(pool: ModelPool, target: Target, model: str = "m") -> Slot:
@@ -206,7 +222,7 @@ def test_ready_only_when_the_required_target_is_loaded(loader: FakeLoader) -> No
     pool = make_pool(loader)
     loader.failures[ref(1)] = LoadError("load", "broken artifact")
     pool.apply(desired({"m": {PROD: ref(1), STAGING: ref(2)}}))
-    pool.run_until_idle()
+    run_until_idle(pool)
     assert pool.get("m", STAGING) is not None
     assert pool.get("m", PROD) is None
     assert not pool.is_ready()
@@ -221,12 +237,12 @@ def test_ready_needs_every_models_required_target(loader: FakeLoader) -> None:
             {"b": {PROD: "no version in stage Production"}},
         )
     )
-    pool.run_until_idle()
+    run_until_idle(pool)
     assert pool.get("a", PROD) is not None
     assert not pool.is_ready()
     assert pool.unready_reasons() == ["b Production: no version in stage Production"]
     pool.apply(desired({"a": {PROD: ref(1, "a")}, "b": {PROD: ref(4, "b")}}))
-    pool.run_until_idle()
+    run_until_idle(pool)
     assert pool.is_ready()
 
 
@@ -240,7 +256,7 @@ def test_not_ready_without_a_note(loader: FakeLoader) -> None:
 def test_required_targets_load_first(loader: FakeLoader) -> None:
     pool = make_pool(loader, targets={"a": (STAGING,), "b": (PROD,)})
     pool.apply(desired({"a": {STAGING: ref(5, "a")}, "b": {PROD: ref(4, "b")}}))
-    pool.run_until_idle()
+    run_until_idle(pool)
     assert loader.calls == [ref(4, "b"), ref(5, "a")]
 
 
@@ -252,7 +268,7 @@ def test_swap_replaces_current_and_the_old_version_stays_usable(
 ) -> None:
     pool = make_pool(loader, events)
     pool.apply(desired({"m": {PROD: ref(1)}}))
-    pool.run_until_idle()
+    run_until_idle(pool)
     old = pool.get("m", PROD)
     assert old is not None
 
@@ -262,7 +278,7 @@ def test_swap_replaces_current_and_the_old_version_stays_usable(
     assert pool.is_ready()
     assert status(pool, PROD) == "pending"
 
-    pool.run_until_idle()
+    run_until_idle(pool)
     new = pool.get("m", PROD)
     assert new is not None
     assert new is not old
@@ -280,7 +296,7 @@ def test_rollback_to_a_previous_version_loads_it_again(loader: FakeLoader) -> No
     pool = make_pool(loader)
     for n in (1, 2, 1):
         pool.apply(desired({"m": {PROD: ref(n)}}))
-        pool.run_until_idle()
+        run_until_idle(pool)
         assert pool.get("m", PROD).ref == ref(n)
     assert loader.calls == [ref(1), ref(2), ref(1)]
 
@@ -288,7 +304,7 @@ def test_rollback_to_a_previous_version_loads_it_again(loader: FakeLoader) -> No
 def test_same_state_twice_does_not_reload(loader: FakeLoader) -> None:
     pool = make_pool(loader)
     pool.apply(desired({"m": {PROD: ref(1)}}))
-    pool.run_until_idle()
+    run_until_idle(pool)
     pool.apply(desired({"m": {PROD: ref(1)}}))
     assert pool.reconcile_once() is None
     assert loader.calls == [ref(1)]
@@ -300,7 +316,7 @@ def test_same_state_twice_does_not_reload(loader: FakeLoader) -> None:
 def test_failing_load_keeps_the_old_version(loader: FakeLoader, events: Events) -> None:
     pool = make_pool(loader, events, retry_base_s=30.0, retry_cap_s=60.0)
     pool.apply(desired({"m": {PROD: ref(1)}}))
-    pool.run_until_idle()
+    run_until_idle(pool)
     old = pool.get("m", PROD)
 
     loader.failures[ref(2)] = LoadError("load", "download failed: 403")
@@ -326,7 +342,7 @@ def test_failing_load_keeps_the_old_version(loader: FakeLoader, events: Events) 
         delay = pool.reconcile_once()
         assert delay is not None
         assert 0 < delay <= 30.0
-    pool.run_until_idle()
+    run_until_idle(pool)
     assert loader.calls == [ref(1), ref(2)]
     assert pool.failure(ref(2)).attempts == 1
 
@@ -358,7 +374,7 @@ def test_smoke_test_failure(loader: FakeLoader, events: Events) -> None:
     pool = make_pool(loader, events)
     loader.failures[ref(1)] = LoadError("smoke_test", "smoke test failed: bad output")
     pool.apply(desired({"m": {PROD: ref(1)}}))
-    pool.run_until_idle()
+    run_until_idle(pool)
     failure = pool.failure(ref(1))
     assert failure.stage == "smoke_test"
     assert failure.error == "smoke test failed: bad output"
@@ -383,7 +399,7 @@ def test_failure_message_is_bounded(loader: FakeLoader) -> None:
     pool = make_pool(loader)
     loader.failures[ref(1)] = LoadError("load", "e" * 50_000)
     pool.apply(desired({"m": {PROD: ref(1)}}))
-    pool.run_until_idle()
+    run_until_idle(pool)
     assert len(pool.failure(ref(1)).error) == 1000
 
 
@@ -391,12 +407,12 @@ def test_failure_is_forgotten_when_the_version_is_no_longer_wanted(loader: FakeL
     pool = make_pool(loader)
     loader.failures[ref(2)] = LoadError("load", "nope")
     pool.apply(desired({"m": {PROD: ref(2)}}))
-    pool.run_until_idle()
+    run_until_idle(pool)
     assert pool.failure(ref(2)) is not None
     pool.apply(desired({"m": {PROD: ref(3)}}))
     assert pool.failure(ref(2)) is None
     assert status(pool, PROD) == "pending"
-    pool.run_until_idle()
+    run_until_idle(pool)
     assert pool.get("m", PROD).ref == ref(3)
     assert pool.failure(None) is None
 
@@ -405,7 +421,7 @@ def test_failure_is_kept_while_the_version_is_still_wanted(loader: FakeLoader) -
     pool = make_pool(loader)
     loader.failures[ref(2)] = LoadError("load", "nope")
     pool.apply(desired({"m": {PROD: ref(2)}}))
-    pool.run_until_idle()
+    run_until_idle(pool)
     pool.apply(desired({"m": {PROD: ref(2), STAGING: ref(5)}}))
     assert pool.failure(ref(2)).attempts == 1
 
@@ -415,7 +431,7 @@ def test_run_until_idle_returns_when_only_retries_remain(loader: FakeLoader) -> 
     loader.failures[ref(1)] = LoadError("load", "nope")
     pool.apply(desired({"m": {PROD: ref(1)}}))
     started = time.monotonic()
-    pool.run_until_idle(timeout=10)
+    run_until_idle(pool, timeout=10)
     assert time.monotonic() - started < 5
     assert loader.calls == [ref(1)]
 
@@ -426,7 +442,7 @@ def test_run_until_idle_returns_when_only_retries_remain(loader: FakeLoader) -> 
 def test_same_version_in_two_targets_is_loaded_once(loader: FakeLoader, events: Events) -> None:
     pool = make_pool(loader, events, targets={"m": (PROD, CHAMP)})
     pool.apply(desired({"m": {PROD: ref(3), CHAMP: ref(3)}}))
-    pool.run_until_idle()
+    run_until_idle(pool)
     assert loader.calls == [ref(3)]
     assert pool.get("m", PROD) is pool.get("m", CHAMP)
     assert pool.get("m", PROD) is not None
@@ -439,10 +455,10 @@ def test_same_version_in_two_targets_is_loaded_once(loader: FakeLoader, events: 
 def test_version_already_loaded_elsewhere_is_reused(loader: FakeLoader) -> None:
     pool = make_pool(loader)
     pool.apply(desired({"m": {PROD: ref(1), STAGING: ref(2)}}))
-    pool.run_until_idle()
+    run_until_idle(pool)
     staging = pool.get("m", STAGING)
     pool.apply(desired({"m": {PROD: ref(2), STAGING: ref(2)}}))  # 2 promoted
-    pool.run_until_idle()
+    run_until_idle(pool)
     assert loader.calls == [ref(1), ref(2)]
     assert pool.get("m", PROD) is staging
 
@@ -451,7 +467,7 @@ def test_shared_failure_is_reported_for_each_target(loader: FakeLoader, events: 
     pool = make_pool(loader, events, targets={"m": (PROD, CHAMP)})
     loader.failures[ref(3)] = LoadError("load", "nope")
     pool.apply(desired({"m": {PROD: ref(3), CHAMP: ref(3)}}))
-    pool.run_until_idle()
+    run_until_idle(pool)
     assert loader.calls == [ref(3)]
     assert sorted(events.results()) == [
         ("m", "@champion", "load_failed"),
@@ -465,7 +481,7 @@ def test_shared_failure_is_reported_for_each_target(loader: FakeLoader, events: 
 def test_target_emptied_by_apply_at_once(loader: FakeLoader, events: Events) -> None:
     pool = make_pool(loader, events)
     pool.apply(desired({"m": {PROD: ref(1), STAGING: ref(2)}}))
-    pool.run_until_idle()
+    run_until_idle(pool)
     held = pool.get("m", STAGING)
 
     pool.apply(
@@ -492,7 +508,7 @@ def test_required_target_emptied_keeps_serving_flagged_stale(
     not take the model down; the target says why it is stale."""
     pool = make_pool(loader, events)
     pool.apply(desired({"m": {PROD: ref(1)}}))
-    pool.run_until_idle()
+    run_until_idle(pool)
     v1 = pool.get("m", PROD)
     pool.apply(desired({"m": {PROD: None}}, {"m": {PROD: "no version in stage Production"}}))
     assert pool.get("m", PROD) is v1
@@ -513,7 +529,7 @@ def test_model_missing_from_the_registry_keeps_its_required_target(
 ) -> None:
     pool = make_pool(loader, events)
     pool.apply(desired({"m": {PROD: ref(1), STAGING: ref(2)}}))
-    pool.run_until_idle()
+    run_until_idle(pool)
     gone = DesiredState(
         {
             "m": ModelState(
@@ -538,7 +554,7 @@ def test_model_missing_from_the_registry_keeps_its_required_target(
 def test_a_state_without_the_model_at_all_keeps_it_too(loader: FakeLoader) -> None:
     pool = make_pool(loader)
     pool.apply(desired({"m": {PROD: ref(1)}}))
-    pool.run_until_idle()
+    run_until_idle(pool)
     pool.apply(DesiredState())
     assert pool.get("m", PROD).ref == ref(1)
     assert slot(pool, PROD).stale_reason == "the registry names no version for this target"
@@ -548,7 +564,7 @@ def test_stale_target_comes_back_with_the_same_version(loader: FakeLoader, event
     """Renamed and renamed back: the same version, nothing to load, the flag clears."""
     pool = make_pool(loader, events)
     pool.apply(desired({"m": {PROD: ref(1)}}))
-    pool.run_until_idle()
+    run_until_idle(pool)
     pool.apply(desired({"m": {PROD: None}}, {"m": {PROD: "model not found in the registry"}}))
     pool.apply(desired({"m": {PROD: ref(1)}}))
     assert status(pool, PROD) == "ready"
@@ -563,14 +579,14 @@ def test_stale_target_swaps_normally_when_a_new_version_arrives(
 ) -> None:
     pool = make_pool(loader, events)
     pool.apply(desired({"m": {PROD: ref(1)}}))
-    pool.run_until_idle()
+    run_until_idle(pool)
     v1 = pool.get("m", PROD)
     pool.apply(desired({"m": {PROD: None}}, {"m": {PROD: "model not found in the registry"}}))
     pool.apply(desired({"m": {PROD: ref(7)}}))  # re-created, a new version in Production
     assert status(pool, PROD) == "pending"
     assert pool.get("m", PROD) is v1  # still serving until 7 is loaded
     assert events.stale[-1] == ("m", PROD, None)
-    pool.run_until_idle()
+    run_until_idle(pool)
     assert pool.get("m", PROD).ref == ref(7)
     assert status(pool, PROD) == "ready"
 
@@ -582,7 +598,7 @@ def test_required_target_emptied_before_anything_loaded_stays_unready(
     pool = make_pool(loader, events)
     loader.failures[ref(1)] = LoadError("load", "broken")
     pool.apply(desired({"m": {PROD: ref(1)}}))
-    pool.run_until_idle()
+    run_until_idle(pool)
     pool.apply(desired({"m": {PROD: None}}, {"m": {PROD: "model not found in the registry"}}))
     assert status(pool, PROD) == "empty"
     assert not pool.is_ready()
@@ -594,7 +610,7 @@ def test_unload_policy_empties_required_targets_at_once(loader: FakeLoader, even
     """--on-empty unload: the registry is obeyed literally (the old behaviour)."""
     pool = make_pool(loader, events, availability=UnloadEmptied())
     pool.apply(desired({"m": {PROD: ref(1)}}))
-    pool.run_until_idle()
+    run_until_idle(pool)
     assert pool.is_ready()
     pool.apply(desired({"m": {PROD: None}}, {"m": {PROD: "alias gone"}}))
     assert pool.get("m", PROD) is None
@@ -624,7 +640,7 @@ def test_availability_policies() -> None:
 def test_stale_load_is_not_installed(loader: FakeLoader, events: Events) -> None:
     pool = make_pool(loader, events)
     pool.apply(desired({"m": {PROD: ref(1)}}))
-    pool.run_until_idle()
+    run_until_idle(pool)
     v1 = pool.get("m", PROD)
 
     def registry_moves_on(r: VersionRef) -> None:
@@ -637,7 +653,7 @@ def test_stale_load_is_not_installed(loader: FakeLoader, events: Events) -> None
     assert pool.get("m", PROD) is v1  # not the stale version 2
     assert status(pool, PROD) == "pending"
 
-    pool.run_until_idle()
+    run_until_idle(pool)
     assert pool.get("m", PROD).ref == ref(3)
     assert loader.calls == [ref(1), ref(2), ref(3)]
     assert events.results() == [("m", "Production", "success")] * 2
@@ -656,7 +672,7 @@ def test_failure_of_a_load_the_registry_abandoned_is_forgotten(
     assert pool.reconcile_once() == 0.0
     assert pool.failure(ref(2)) is None  # nothing left to retry, no stale record
     assert events.results() == []
-    pool.run_until_idle()
+    run_until_idle(pool)
     assert pool.get("m", PROD).ref == ref(3)
     assert loader.calls == [ref(2), ref(3)]
 
@@ -665,7 +681,7 @@ def test_target_emptied_while_loading_stays_empty(loader: FakeLoader) -> None:
     pool = make_pool(loader)
     loader.during_load = lambda r: pool.apply(desired({"m": {PROD: None}}))
     pool.apply(desired({"m": {PROD: ref(1)}}))
-    pool.run_until_idle()
+    run_until_idle(pool)
     assert pool.get("m", PROD) is None
     assert status(pool, PROD) == "empty"
 
@@ -677,7 +693,7 @@ def test_status_while_loading(loader: FakeLoader) -> None:
         (pool.loading, status(pool, PROD), status(pool, STAGING))
     )
     pool.apply(desired({"m": {PROD: ref(1), STAGING: ref(2)}}))
-    pool.run_until_idle()
+    run_until_idle(pool)
     assert seen == [({ref(1)}, "loading", "pending"), ({ref(2)}, "ready", "loading")]
     assert pool.loading == frozenset()
 
@@ -789,8 +805,7 @@ def threaded_pool(
         targets,
         loader,
         required=lambda model, target: target == PROD,
-        retry_base_s=retry_base_s,
-        retry_cap_s=retry_base_s,
+        retry=ExponentialBackoff(retry_base_s, retry_base_s),
         observer=events.observer(),
         load_timeout_s=load_timeout_s,
         max_concurrent_loads=max_concurrent_loads,
@@ -934,3 +949,93 @@ def test_a_version_dropped_by_the_registry_while_abandoned_leaves_no_failure(
     hung.set()
     assert wait_for(lambda: ref(1) not in pool._loads)
     assert pool.get("m", PROD) is None
+
+
+@pytest.mark.timeout(60)
+def test_the_pool_loads_again_after_a_stop_and_a_start(loader: FakeLoader) -> None:
+    signals = Signals()
+    pool = threaded_pool(loader, signals, {"m": (PROD,)})
+    pool.start()
+    pool.stop(timeout=10)
+    pool.start()
+    try:
+        pool.apply(desired({"m": {PROD: ref(1)}}))
+        signals.wait("m", PROD, "success")
+        assert pool.get("m", PROD).ref == ref(1)
+    finally:
+        pool.stop(timeout=10)
+
+
+# --- the pool applies the policy objects it is given --------------------------------
+
+
+class OptionalFirst:
+    def order(self, wanted: Iterable[W]) -> list[W]:
+        return sorted(wanted, key=lambda w: w.required)
+
+
+class FixedRetry:
+    def __init__(self, delay_s: float) -> None:
+        self.delay_s = delay_s
+        self.asked: list[int] = []
+
+    def delay(self, failures: int) -> float:
+        self.asked.append(failures)
+        return self.delay_s
+
+
+class KeepEverything:
+    def on_emptied(self, required: bool) -> EmptiedVerdict:
+        return EmptiedVerdict.KEEP
+
+
+def policy_pool(loader: FakeLoader, **policies: Any) -> ModelPool[LoadedVersion]:
+    return ModelPool(
+        {"m": (PROD,), "n": (STAGING,)},
+        loader,
+        required=lambda model, target: target == PROD,
+        spawn=run_inline,
+        **policies,
+    )
+
+
+def test_the_pool_loads_in_the_order_its_load_order_says(loader: FakeLoader) -> None:
+    both = desired({"m": {PROD: ref(1)}, "n": {STAGING: ref(1, "n")}})
+    default = policy_pool(loader)
+    default.apply(both)
+    default.reconcile_once()
+    assert loader.calls == [ref(1)]  # required first
+
+    loader.calls.clear()
+    reverse = policy_pool(loader, load_order=OptionalFirst())
+    reverse.apply(both)
+    reverse.reconcile_once()
+    assert loader.calls == [ref(1, "n")]
+
+
+def test_the_pool_waits_as_its_retry_policy_says(loader: FakeLoader) -> None:
+    retry = FixedRetry(1234.0)
+    pool = policy_pool(loader, retry=retry)
+    loader.failures[ref(1)] = LoadError("load", "broken")
+    before = time.monotonic()
+    pool.apply(desired({"m": {PROD: ref(1)}, "n": {STAGING: None}}))
+    due = pool.reconcile_once()
+    assert due == 0.0
+    assert pool.reconcile_once() == pytest.approx(1234.0, abs=5.0)
+    failure = pool.failure(ref(1))
+    assert failure is not None and failure.attempts == 1
+    assert failure.retry_at - before == pytest.approx(1234.0, abs=5.0)
+    assert retry.asked == [1]
+
+
+def test_the_pool_settles_an_emptied_target_as_its_availability_policy_says(
+    loader: FakeLoader,
+) -> None:
+    pool = policy_pool(loader, availability=KeepEverything())
+    pool.apply(desired({"m": {PROD: ref(1)}, "n": {STAGING: ref(1, "n")}}))
+    run_until_idle(pool)
+    pool.apply(desired({"m": {PROD: None}, "n": {STAGING: None}}))
+    # FailStatic would empty the optional Staging target; this policy keeps it, stale.
+    assert pool.get("n", STAGING) is not None
+    assert status(pool, STAGING, "n") == "stale"
+    assert status(pool, PROD) == "stale"

@@ -15,17 +15,16 @@ from mlflow.pyfunc import scoring_server
 from mlflow.types import ColSpec, Schema
 
 from service.errors import MAX_MESSAGE_CHARS, ServingError, truncate
-from service.inference.protocol import (
+from service.inference.codec import (
     CONTENT_TYPE_CSV,
     CONTENT_TYPE_JSON,
     CONTENT_TYPE_PARQUET,
     ParsedInput,
-    accepts_params,
     encode_predictions,
     media_type,
     parse_request,
-    run_predict,
 )
+from service.inference.invocation import accepts_params, run_predict
 
 SCHEMA = Schema([ColSpec("double", "a"), ColSpec("double", "b")])
 TEXT_SCHEMA = Schema([ColSpec("string", "text")])

@@ -156,3 +156,24 @@ def test_the_job_in_hand_still_counts_against_the_byte_budget() -> None:
         mirror.stop()
     assert mirror.held_bytes == 0
     assert recorded == [DROPPED, AGREE]
+
+
+@pytest.mark.timeout(30)
+def test_the_mirror_runs_jobs_again_after_a_stop_and_a_start() -> None:
+    recorded: list[str] = []
+    done = threading.Event()
+
+    def record(_job: ShadowJob, outcome: str) -> None:
+        recorded.append(outcome)
+        done.set()
+
+    mirror = ShadowMirror(lambda _: b'{"predictions": [1.0]}', record)
+    mirror.start()
+    mirror.stop(timeout=10)
+    mirror.start()
+    try:
+        assert mirror.submit(job())
+        assert done.wait(10), "a restarted mirror ran no job"
+        assert recorded == [AGREE]
+    finally:
+        mirror.stop(timeout=10)

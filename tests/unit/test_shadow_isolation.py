@@ -22,7 +22,7 @@ from registry_watcher.targets import parse_target
 from registry_watcher.traffic_policy import policy_from_dict
 from service.config import Settings
 from service.gateway import Gateway
-from service.lifecycle.loader import LoadedVersion
+from service.inference.loaded_version import LoadedVersion
 from service.traffic.policy_book import ADMIN
 
 PROD = parse_target("Production")

@@ -16,6 +16,7 @@ from registry_watcher.snapshot import READY, RegistryModel, RegistryVersion
 from registry_watcher.state import DesiredState, StateDiff, TargetChange, VersionRef
 from registry_watcher.targets import Target, parse_target
 from registry_watcher.watcher import PollResult, Reader, RegistryWatcher
+from tests.integration.harness import wait_until
 
 PROD = parse_target("Production")
 STAGING = parse_target("Staging")
@@ -99,14 +100,14 @@ def test_first_poll_notifies_subscribers() -> None:
     registry = FakeRegistry()
     registry.put(latest=(mv(1, "Production"), mv(2, "Staging")))
     watcher, recorder = make(registry)
-    assert not watcher.has_state
+    assert watcher.status.last_success_at is None  # no state yet
     assert watcher.state == DesiredState()
 
     result = watcher.poll_once()
 
     assert result.ok
     assert result.error is None
-    assert watcher.has_state
+    assert watcher.status.last_success_at is not None  # has a state
     assert len(recorder.calls) == 1
     state, diff = recorder.calls[0]
     assert state is watcher.state
@@ -247,7 +248,7 @@ def test_failing_poll_keeps_the_last_known_good_state() -> None:
     assert result.error == "ConnectionError: registry down"
     assert not result.diff
     assert watcher.state is good
-    assert watcher.has_state
+    assert watcher.status.last_success_at is not None  # has a state
     assert len(recorder.calls) == 1
     status = watcher.status
     assert status.consecutive_failures == 1
@@ -268,7 +269,7 @@ def test_failure_on_the_first_poll_leaves_no_state() -> None:
     watcher, recorder = make(registry)
     result = watcher.poll_once()
     assert not result.ok
-    assert not watcher.has_state
+    assert watcher.status.last_success_at is None  # no state yet
     assert watcher.state == DesiredState()
     assert recorder.calls == []
     assert watcher.status.last_success_at is None
@@ -579,6 +580,10 @@ def test_not_ready_latest_version_keeps_the_previous_one() -> None:
 # --- thread -------------------------------------------------------------------------
 
 
+def watcher_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "registry-watcher"]
+
+
 @pytest.mark.timeout(30)
 def test_refresh_now_cuts_a_long_wait_short() -> None:
     registry = FakeRegistry()
@@ -597,11 +602,11 @@ def test_refresh_now_cuts_a_long_wait_short() -> None:
     watcher.subscribe(subscriber)
     watcher.start()
     try:
-        thread = watcher._thread
+        [thread] = watcher_threads()
         assert thread is not None
         assert thread.is_alive()
         watcher.start()  # idempotent
-        assert watcher._thread is thread
+        assert watcher_threads() == [thread]
         assert first.wait(10), "the first poll did not happen on start()"
 
         registry.put(latest=(mv(2, "Production"),))
@@ -610,7 +615,25 @@ def test_refresh_now_cuts_a_long_wait_short() -> None:
         assert seen == [ref(1), ref(2)]
     finally:
         watcher.stop(timeout=10)
-    assert watcher._thread is None
+    assert watcher_threads() == []
     assert not thread.is_alive()
     assert watcher.status.polls == 2
     assert watcher.status.next_poll_in_s == 3600.0
+
+
+@pytest.mark.timeout(30)
+def test_the_watcher_polls_again_after_a_stop_and_a_start() -> None:
+    registry = FakeRegistry()
+    registry.put(latest=(mv(1, "Production"),))
+    watcher = RegistryWatcher(registry, {"m": (PROD,)}, poll_interval_s=0.01)
+    watcher.start()
+    assert wait_until(lambda: watcher.status.polls >= 1, 10, interval=0.005)
+    watcher.stop(timeout=10)
+    polls = watcher.status.polls
+    watcher.start()
+    try:
+        assert wait_until(lambda: watcher.status.polls > polls + 1, 10, interval=0.005), (
+            "a restarted watcher does not poll"
+        )
+    finally:
+        watcher.stop(timeout=10)

@@ -1,4 +1,6 @@
-"""The MLflow scoring protocol: request bodies in, ``{"predictions": ...}`` out.
+"""The MLflow scoring protocol's codec: request bodies in (``ParsedInput``),
+``{"predictions": ...}`` out. Calling the model between the two is
+``invocation.py``'s job.
 
 Parsing reuses MLflow's own scoring-server helpers, so a client of
 ``mlflow models serve`` gets the same behaviour, with three differences a gateway
@@ -9,7 +11,6 @@ echoing a whole request back.
 
 from __future__ import annotations
 
-import inspect
 import json
 from dataclasses import dataclass
 from io import BytesIO, StringIO
@@ -19,8 +20,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.pyfunc import scoring_server as mlflow_scoring
 from mlflow.utils.proto_json_utils import NumpyEncoder, _get_jsonable_obj
 
-from service.errors import ServingError, bad_request, truncate
-from service.inference.numeric_input import NumericColumns, NumericRows, parse_numeric
+from service.errors import ServingError, bad_request
+from service.inference.numeric_input import NumericColumns, parse_numeric
 
 CONTENT_TYPE_JSON = "application/json"
 CONTENT_TYPE_CSV = "text/csv"
@@ -72,7 +73,8 @@ def media_type(content_type: str | None) -> str:
     return mime
 
 
-def _from_mlflow(exc: MlflowException) -> ServingError:
+def from_mlflow_error(exc: MlflowException) -> ServingError:
+    """An MLflow exception as the 4xx answer MLflow's scoring server would give."""
     status = exc.get_http_status_code()
     if not 400 <= status < 500:
         status = 400
@@ -110,7 +112,7 @@ def parse_json(
     try:
         parsed = mlflow_scoring._parse_json_data(decoded, metadata, input_schema)
     except MlflowException as exc:
-        raise _from_mlflow(exc) from None
+        raise from_mlflow_error(exc) from None
     except RecursionError:
         raise bad_request("JSON input is nested too deeply.") from None
     except (ValueError, TypeError, KeyError, IndexError) as exc:
@@ -126,7 +128,7 @@ def parse_csv(body: bytes, input_schema: Any) -> ParsedInput:
     try:
         data = mlflow_scoring.parse_csv_input(StringIO(text), schema=input_schema)
     except MlflowException as exc:
-        raise _from_mlflow(exc) from None
+        raise from_mlflow_error(exc) from None
     return ParsedInput(data)
 
 
@@ -134,7 +136,7 @@ def parse_parquet(body: bytes) -> ParsedInput:
     try:
         data = mlflow_scoring.parse_parquet_input(BytesIO(body))
     except MlflowException as exc:
-        raise _from_mlflow(exc) from None
+        raise from_mlflow_error(exc) from None
     return ParsedInput(data)
 
 
@@ -158,37 +160,6 @@ def parse_request(
     if mime == CONTENT_TYPE_CSV:
         return parse_csv(body, input_schema)
     return parse_parquet(body)
-
-
-def accepts_params(predict: Any) -> bool:
-    """Whether a pyfunc's predict takes ``params`` (checked once per loaded version)."""
-    try:
-        return "params" in inspect.signature(predict).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-def run_predict(model: Any, parsed: ParsedInput, with_params: bool) -> Any:
-    """Call the model, turning any failure into a 4xx error as MLflow's server does."""
-    data = parsed.data.frame() if isinstance(parsed.data, NumericRows) else parsed.data
-    try:
-        if with_params:
-            return model.predict(data, params=parsed.params)
-        return model.predict(data)
-    except MlflowException as exc:
-        error = _from_mlflow(exc)
-        error.message = truncate(f"Failed to predict: {error.message}")
-        error.outcome = "bad_request"
-        raise error from None
-    except Exception as exc:
-        raise ServingError(
-            400,
-            "BAD_REQUEST",
-            "Encountered an unexpected error while evaluating the model. Verify that the "
-            "serialized input Dataframe is compatible with the model for inference. "
-            f"Error: {type(exc).__name__}: {exc}",
-            outcome="model_error",
-        ) from None
 
 
 def encode_predictions(raw: Any, unwrapped: bool = False) -> bytes:
