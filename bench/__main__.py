@@ -19,10 +19,11 @@ from bench.goals import evaluate
 from bench.loadgen import PythonLoad
 from bench.matrix import Cell, LoadGenerator, VerificationError, run_cell, verify
 from bench.payloads import Payload, write_payloads
-from bench.registry import FOREST, RIDGE, SWAP, BenchRegistry, build
+from bench.registry import FOREST, RIDGE, SWAP, build
 from bench.settings import Settings, settings_from_args
 from bench.swaps import run_swaps
 from bench.wrk import Wrk, find_wrk
+from service.cli.diabetes_registry import DiabetesRegistry
 
 _T0 = time.monotonic()
 
@@ -55,7 +56,7 @@ def _started(stack: ExitStack, group: Sequence[servers.Server]) -> None:
 
 def run_matrix(
     settings: Settings,
-    registry: BenchRegistry,
+    registry: DiabetesRegistry,
     payloads: dict[str, Payload],
     load: LoadGenerator,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -114,7 +115,7 @@ def run_matrix(
 
 
 def run_swap_bench(
-    settings: Settings, registry: BenchRegistry, versions: list[str], payload: Payload
+    settings: Settings, registry: DiabetesRegistry, versions: list[str], payload: Payload
 ) -> dict[str, Any]:
     with ExitStack() as stack:
         gateway = servers.stageserve(

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.registry import diabetes
+from service.cli.diabetes_registry import diabetes_data
 
 PAYLOAD_ROWS = {"1-row": 1, "32-row": 32}
 
@@ -25,7 +25,7 @@ class Payload:
 
 
 def split_body(rows: int) -> bytes:
-    X, _ = diabetes()
+    X, _ = diabetes_data()
     frame = X.head(rows)
     body = {"dataframe_split": {"columns": list(frame.columns), "data": frame.values.tolist()}}
     return json.dumps(body).encode()

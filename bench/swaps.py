@@ -20,8 +20,9 @@ from typing import Any
 import httpx
 
 from bench import procs
-from bench.registry import SWAP, BenchRegistry, transition
+from bench.registry import SWAP, promote
 from bench.stats import memory_ratio, summarize_swaps
+from service.cli.diabetes_registry import DiabetesRegistry
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,7 @@ def _rss(pids: Sequence[int]) -> dict[str, int]:
 
 
 def run_swaps(
-    registry: BenchRegistry,
+    registry: DiabetesRegistry,
     versions: Sequence[str],
     base_url: str,
     body: bytes,
@@ -183,7 +184,7 @@ def run_swaps(
         for number in range(1, swaps + 1):
             new = (current + 1) % len(versions)
             start = len(log.items)
-            transition(registry, SWAP, versions[new], "Production")
+            promote(registry, SWAP, versions[new])
             returned = time.monotonic()
             log.transitions.append(returned)
             first = _wait_for(log, start, versions[new], watched, timeout)

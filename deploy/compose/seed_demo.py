@@ -18,26 +18,20 @@ import sys
 
 import mlflow
 from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
 
 from service.cli import demo
+from service.cli.diabetes_registry import DiabetesRegistry
 from service.cli.webhooks import register
 
 
-def seed_model(client: MlflowClient) -> None:
-    try:
-        client.get_registered_model(demo.DEMO_MODEL)
-        print(f"seed: {demo.DEMO_MODEL} is already registered; nothing to seed", flush=True)
-        return
-    except MlflowException:
-        pass
+def seed_model(uri: str) -> None:
     # The server proxies artifacts (mlflow-artifacts:/ to the MinIO bucket): this
     # container needs no S3 credentials.
-    mlflow.set_experiment(demo.EXPERIMENT)
-    v1 = demo.log_ridge(demo.V1_FEATURES, demo.DEMO_MODEL)
-    demo.transition(demo.DEMO_MODEL, v1, "Production")
-    v2 = demo.log_ridge(demo.ALL_FEATURES, demo.DEMO_MODEL)
-    demo.transition(demo.DEMO_MODEL, v2, "Staging")
+    versions = demo.seed_model(DiabetesRegistry(uri, demo.EXPERIMENT))
+    if versions is None:
+        print(f"seed: {demo.DEMO_MODEL} is already registered; nothing to seed", flush=True)
+        return
+    v1, v2 = versions
     print(f"seed: {demo.DEMO_MODEL} v{v1} in Production, v{v2} in Staging", flush=True)
 
 
@@ -56,7 +50,7 @@ def main() -> int:
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    seed_model(client)
+    seed_model(uri)
     secret = os.environ.get("STAGESERVE_WEBHOOK_SECRET", "")
     urls = os.environ.get("STAGESERVE_WEBHOOK_URLS", "")
     if secret and urls:

@@ -1,27 +1,34 @@
-"""Real processes for integration tests: an `mlflow server` and the stageserve gateway.
+"""Real processes for integration tests: an `mlflow server` and the stageserve gateway,
+and the registry the tests write to.
 
 Both bind 127.0.0.1 on free ports, log to files in the test's temp folder, and are
-always stopped (process group killed) even when a test fails.
+always stopped (process group and every worker) even when a test fails. The process
+mechanics are tests/support/processes.py (shared with the bench); the models are
+service/cli/diabetes_registry.py (shared with the demo and the bench).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import socket
 import subprocess
-import sys
-import time
-import warnings
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from service.cli import diabetes_registry
+from service.cli.diabetes_registry import DiabetesRegistry, RegisteredVersion, RidgeRecipe
+from tests.support.processes import (
+    REPO_ROOT,
+    ServerError,
+    ServerProcess,
+    free_port,
+    python_command,
+    stageserve_serve,
+    wait_until,
+)
+
 # Set for the test process only (see tests/conftest.py), never passed to the gateway,
 # which has its own retry policy.
 TEST_ONLY_ENV = {
@@ -29,58 +36,8 @@ TEST_ONLY_ENV = {
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
 }
-ALL_FEATURES = ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"]
+ALL_FEATURES = list(diabetes_registry.ALL_FEATURES)
 ROW = [0.04, 0.05, 0.06, 0.02, -0.04, -0.03, -0.04, 0.0, 0.02, -0.02]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until(
-    check: Callable[[], bool],
-    timeout: float,
-    interval: float = 0.05,
-    reraise: type[BaseException] | tuple[type[BaseException], ...] = (),
-) -> bool:
-    """Poll ``check`` until it is true or ``timeout`` passes (readiness polling).
-
-    Exceptions of the ``reraise`` types end the wait at once; others count as "not yet".
-    """
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return True
-        except reraise:
-            raise
-        except Exception:
-            pass
-        time.sleep(interval)
-    return False
-
-
-def _stop_group(proc: subprocess.Popen, timeout: float = 15.0) -> None:
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(10)
-
-
-def _tail(path: Path, lines: int = 60) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
 
 
 # What an MLflow server needs to deliver webhooks to a gateway on 127.0.0.1 (the README
@@ -97,103 +54,55 @@ WEBHOOK_SERVER_ENV = {
 SERVER_ENV = {**WEBHOOK_SERVER_ENV, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 
-class MlflowServer:
+class MlflowServer(ServerProcess):
     """`mlflow server` with a SQLite backend and a local artifact root; restartable."""
 
     def __init__(self, root: Path) -> None:
-        self.root = root
-        self.port = free_port()
-        self.proc: subprocess.Popen | None = None
-        self.log = root / "mlflow-server.log"
         root.mkdir(parents=True, exist_ok=True)
+        self.root = root
+        port = free_port()
+        command = python_command(
+            "mlflow", "server",
+            "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+            "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+            "--artifacts-destination", str(self.artifact_root),
+        )  # fmt: skip
+        # Stop like an outage: uvicorn's graceful shutdown would wait on the gateway's
+        # keep-alive connection, so it gets one second before the kill.
+        super().__init__(
+            "mlflow server", command, root / "mlflow-server.log", port,
+            ready_path="/health", probe_timeout=1.0, probe_interval=0.2, stop_grace=1.0,
+        )  # fmt: skip
 
     @property
     def uri(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.url
 
     @property
     def artifact_root(self) -> Path:
         return self.root / "artifacts"
 
     def start(self, timeout: float = 60.0) -> None:
-        command = [
-            sys.executable, "-m", "mlflow", "server",
-            "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
-            "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
-            "--artifacts-destination", str(self.artifact_root),
-        ]  # fmt: skip
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(
-                command,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                env={**os.environ, **SERVER_ENV},
-            )
-        ok = wait_until(
-            lambda: httpx.get(f"{self.uri}/health", timeout=1).status_code == 200, timeout, 0.2
-        )
-        if not ok:
-            self.stop()
-            raise RuntimeError(f"mlflow server did not start:\n{_tail(self.log)}")
-
-    def stop(self) -> None:
-        """Stop like an outage: uvicorn's graceful shutdown would wait on the gateway's
-        keep-alive connection, so it gets one second before the kill."""
-        if self.proc is not None:
-            _stop_group(self.proc, timeout=1.0)
-            self.proc = None
+        self.env = {**os.environ, **SERVER_ENV}
+        self.launch().wait_ready(timeout)
 
 
-@dataclass
-class Registered:
-    name: str
-    version: str
-    model: Any  # the fitted estimator, to compute expected predictions
-    features: list[str]
+class Registered(RegisteredVersion):
+    """A registered version, and the answer it gives."""
 
     def expected(self, row: Sequence[float] = ROW) -> float:
         import pandas as pd
 
-        frame = pd.DataFrame([row], columns=ALL_FEATURES)[self.features]
+        frame = pd.DataFrame([row], columns=ALL_FEATURES)[list(self.features)]
         return float(self.model.predict(frame)[0])
 
 
-class Registry:
+class Registry(DiabetesRegistry):
     """Writes to the registry the way an MLOps engineer would, through MlflowClient."""
 
-    def __init__(self, uri: str) -> None:
-        import mlflow
-
-        self.uri = uri
-        self.client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
-
-    def _use(self) -> None:
-        """Point MLflow's global URIs here: log_model and registration use them, and
-        another test's Registry may have pointed them at a server that is gone."""
-        import mlflow
-
-        mlflow.set_tracking_uri(self.uri)
-        mlflow.set_registry_uri(self.uri)
-
     def register_ridge(self, name: str, features: Sequence[str], alpha: float) -> Registered:
-        import mlflow
-        from sklearn.datasets import load_diabetes
-        from sklearn.linear_model import Ridge
-
-        X, y = load_diabetes(return_X_y=True, as_frame=True)
-        X = X[list(features)]
-        model = Ridge(alpha=alpha).fit(X, y)
-        self._use()
-        with mlflow.start_run():
-            info = mlflow.sklearn.log_model(
-                model,
-                name="model",
-                input_example=X.head(2),
-                registered_model_name=name,
-                pip_requirements=["scikit-learn", "pandas"],
-            )
-        return Registered(name, str(info.registered_model_version), model, list(features))
+        version = self.register(name, RidgeRecipe(alpha=alpha, features=tuple(features)))
+        return Registered(version.name, version.version, version.model, version.features)
 
     def register_from_code(self, name: str, code: str, tmp: Path) -> str:
         """Register a models-from-code pyfunc (e.g. one whose predict raises)."""
@@ -202,7 +111,7 @@ class Registry:
 
         path = tmp / f"{name}_model.py"
         path.write_text(code)
-        self._use()
+        self.use()
         with mlflow.start_run():
             info = mlflow.pyfunc.log_model(
                 name="model",
@@ -213,14 +122,6 @@ class Registry:
             )
         return str(info.registered_model_version)
 
-    def transition(self, name: str, version: str, stage: str) -> None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            self.client.transition_model_version_stage(name, version, stage)
-
-    def set_alias(self, name: str, alias: str, version: str) -> None:
-        self.client.set_registered_model_alias(name, alias, version)
-
     def artifact_dir(self, server: MlflowServer, name: str, version: str) -> Path:
         """Where the server keeps a version's files (to break them on purpose)."""
         source = self.client.get_model_version(name, version).source  # models:/m-<id>
@@ -230,14 +131,7 @@ class Registry:
         return matches[0]
 
 
-def _is_worker(process: Any) -> bool:
-    try:
-        return "_bentoml_impl.worker.service" in process.cmdline()
-    except Exception:  # gone, or a zombie
-        return False
-
-
-class Gateway:
+class Gateway(ServerProcess):
     """`stageserve serve` as a user starts it, in its own process group."""
 
     def __init__(
@@ -250,49 +144,22 @@ class Gateway:
     ):
         self.root = root
         self.extra_env = env or {}
-        self.port = free_port()
-        self.log = root / f"stageserve-{self.port}.log"
-        self.command = [
-            sys.executable, "-m", "service.cli.main", "serve",
-            "--registry-uri", registry_uri, "--host", "127.0.0.1", "--port", str(self.port),
-            *[arg for m in models for arg in ("--model", m)], *extra,
-        ]  # fmt: skip
-        self.proc: subprocess.Popen | None = None
-        self.cwd = REPO_ROOT  # where the user types the command
-        self._workers_seen: dict[int, Any] = {}  # pid -> psutil.Process
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        port = free_port()
+        command = stageserve_serve(registry_uri, port, models, *extra)
+        log = root / f"stageserve-{port}.log"
+        # cwd: where the user types the command (a test may move it before start()).
+        super().__init__("stageserve", command, log, port, cwd=REPO_ROOT, probe_timeout=10.0)
 
     def start(self, wait_ready: bool = True, timeout: float = 120.0) -> Gateway:
         env = {k: v for k, v in os.environ.items() if k not in TEST_ONLY_ENV}
         env["PYTHONPATH"] = str(REPO_ROOT)
         env["STAGESERVE_MODEL_DIR"] = str(self.root / f"models-{self.port}")
         env.update(self.extra_env)
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(
-                self.command,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.cwd,
-                env=env,
-                start_new_session=True,
-            )
-        path = "/ping" if wait_ready else "/livez"
-
-        def up() -> bool:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"stageserve exited:\n{_tail(self.log)}")
-            return self.get(path).status_code == 200
-
-        if not wait_until(up, timeout, 0.1, reraise=RuntimeError):
-            self.stop()
-            raise RuntimeError(f"stageserve did not become {path} 200:\n{_tail(self.log)}")
+        self.env = env
+        self.launch().wait_ready(timeout, "/ping" if wait_ready else "/livez")
         if wait_ready and not wait_until(self._settled, timeout, 0.1):
             self.stop()
-            raise RuntimeError(f"stageserve targets did not settle:\n{_tail(self.log)}")
-        self.worker_pids()  # remembered, for stop() to reach them even if orphaned
+            raise ServerError(f"stageserve targets did not settle:\n{self.log_tail()}")
         return self
 
     def _settled(self) -> bool:
@@ -301,46 +168,6 @@ class Gateway:
         settled = {"ready", "empty", "failed"}
         models = self.state()["models"]
         return all(t["status"] in settled for m in models for t in m["targets"])
-
-    def worker_pids(self) -> list[int]:
-        """Pids of the gateway's worker processes: children of the BentoML supervisor
-        (the process the CLI became), which start their own sessions."""
-        import psutil
-
-        if self.proc is None:
-            return []
-        try:
-            children = psutil.Process(self.proc.pid).children()
-        except psutil.NoSuchProcess:
-            return []
-        workers = [c for c in children if c.is_running() and _is_worker(c)]
-        self._workers_seen.update((w.pid, w) for w in workers)
-        return sorted(w.pid for w in workers)
-
-    def stop(self) -> None:
-        """Stop the supervisor's process group, then any worker it left behind: workers
-        run in their own sessions, so a group kill (or a supervisor killed before it
-        stopped them) does not reach them."""
-        if self.proc is None:
-            return
-        import psutil
-
-        try:
-            workers = psutil.Process(self.proc.pid).children(recursive=True)
-        except psutil.NoSuchProcess:
-            workers = []
-        # Workers seen earlier too: a supervisor that died first left its workers to init.
-        workers += [
-            w for pid, w in self._workers_seen.items() if pid not in {c.pid for c in workers}
-        ]
-        _stop_group(self.proc)
-        self.proc = None
-        # psutil.Process remembers each process's start time: a reused pid is not killed.
-        _, alive = psutil.wait_procs(workers, timeout=5)
-        for worker in alive:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                worker.kill()
-        psutil.wait_procs(alive, timeout=10)
 
     def get(self, path: str, **kwargs: Any) -> httpx.Response:
         return httpx.get(self.url + path, timeout=10, **kwargs)
@@ -359,14 +186,11 @@ class Gateway:
                         return t
         raise KeyError((model, target))
 
-    def log_tail(self) -> str:
-        return _tail(self.log)
-
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """`stageserve ARGS...` as a user runs it (in ``env``, default ours); output captured."""
     return subprocess.run(
-        [sys.executable, "-m", "service.cli.main", *args],
+        python_command("service.cli.main", *args),
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,

@@ -11,14 +11,8 @@ import sys
 import httpx
 import pytest
 
-from tests.integration.harness import (
-    REPO_ROOT,
-    _stop_group,
-    _tail,
-    free_port,
-    split_payload,
-    wait_until,
-)
+from tests.integration.harness import REPO_ROOT, free_port, split_payload, wait_until
+from tests.support.processes import ServerProcess, python_command, tail
 
 pytestmark = pytest.mark.integration
 
@@ -35,42 +29,29 @@ def test_demo_serves_and_swaps(tmp_path) -> None:
     port = free_port()
     log = tmp_path / "demo.log"
     registry_dir = tmp_path / "demo-registry"
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "service.cli.main",
-                "demo",
-                "--dir",
-                str(registry_dir),
-                "--port",
-                str(port),
-                "--poll-interval",
-                "0.5",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=REPO_ROOT,
-            env=dict(os.environ, STAGESERVE_MODEL_DIR=str(tmp_path / "models")),
-            start_new_session=True,
-        )
+    command = python_command(
+        "service.cli.main", "demo",
+        "--dir", str(registry_dir), "--port", str(port), "--poll-interval", "0.5",
+    )  # fmt: skip
+    env = dict(os.environ, STAGESERVE_MODEL_DIR=str(tmp_path / "models"))
+    demo = ServerProcess("stageserve demo", command, log, port, env=env)
+    proc = demo.launch().proc
     url = f"http://127.0.0.1:{port}"
     try:
 
         def ready() -> bool:
             if proc.poll() is not None:
-                raise RuntimeError(_tail(log))
+                raise RuntimeError(tail(log))
             return httpx.get(url + "/ping").status_code == 200
 
-        assert wait_until(ready, 180, 0.2, reraise=RuntimeError), _tail(log)
+        assert wait_until(ready, 180, 0.2, reraise=RuntimeError), tail(log)
 
         def staging_loaded() -> bool:  # readiness does not wait for the optional target
             models = httpx.get(url + "/admin/models").json()["models"]
             return any(t["target"] == "Staging" and t["status"] == "ready"
                        for t in models[0]["targets"])  # fmt: skip
 
-        assert wait_until(staging_loaded, 60, 0.2), _tail(log)
+        assert wait_until(staging_loaded, 60, 0.2), tail(log)
         production = httpx.post(url + "/invocations", json=split_payload())
         staging = httpx.post(
             url + "/invocations", json=split_payload(), headers={"X-Model-Target": "Staging"}
@@ -96,9 +77,9 @@ def test_demo_serves_and_swaps(tmp_path) -> None:
                 == "2"
             ),
             30,
-        ), _tail(log)
+        ), tail(log)
         promoted = httpx.post(url + "/invocations", json=split_payload())
         assert promoted.json() == staging.json()
     finally:
-        _stop_group(proc)
+        demo.stop()
     assert (registry_dir / "mlflow.db").exists()

@@ -12,8 +12,6 @@ import json
 import os
 import random
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import httpx
@@ -25,12 +23,10 @@ from tests.integration.harness import (
     ROW,
     Gateway,
     Registered,
-    _stop_group,
-    _tail,
     free_port,
     split_payload,
-    wait_until,
 )
+from tests.support.processes import ServerProcess, mlflow_models_serve, with_venv_path
 
 pytestmark = pytest.mark.integration
 
@@ -50,46 +46,17 @@ def served(mlflow_server, registry, tmp_path_factory) -> Iterator[tuple[Register
     port = free_port()
     log = root / "mlflow-models-serve.log"
     # mlflow models serve execs `uvicorn`: it must find the one in this interpreter's bin/.
-    path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
-    env = dict(os.environ, MLFLOW_TRACKING_URI=mlflow_server.uri, PATH=path)
-    with open(log, "ab") as out:
-        peer = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "mlflow",
-                "models",
-                "serve",
-                "-m",
-                f"models:/{name}/{v1.version}",
-                "--env-manager",
-                "local",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
+    env = with_venv_path(dict(os.environ, MLFLOW_TRACKING_URI=mlflow_server.uri))
+    command = mlflow_models_serve(f"models:/{name}/{v1.version}", port)
+    peer = ServerProcess("mlflow models serve", command, log, port, env=env).launch()
     gateway = Gateway(root, mlflow_server.uri, [name], "--poll-interval", "0.5")
     try:
         gateway.start()
-        peer_url = f"http://127.0.0.1:{port}"
-
-        def peer_up() -> bool:
-            if peer.poll() is not None:
-                raise RuntimeError(f"mlflow models serve exited:\n{_tail(log)}")
-            return httpx.get(peer_url + "/ping").status_code == 200
-
-        if not wait_until(peer_up, 120, 0.2, reraise=RuntimeError):
-            raise RuntimeError(f"mlflow models serve did not start:\n{_tail(log)}")
+        peer_url = peer.wait_ready(120).url
         yield v1, gateway, peer_url
     finally:
         gateway.stop()
-        _stop_group(peer)
+        peer.stop()
 
 
 REQUESTS = [

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -23,14 +22,13 @@ from tests.integration.harness import (
     ALL_FEATURES,
     REPO_ROOT,
     Gateway,
-    _stop_group,
-    _tail,
     free_port,
     metric_samples,
     run_cli,
     split_payload,
     wait_until,
 )
+from tests.support.processes import ServerProcess, python_command, tail
 
 pytestmark = pytest.mark.integration
 
@@ -193,12 +191,12 @@ def test_plain_bentoml_serve_workers_share_one_runtime_folder(
         PYTHONPATH=str(REPO_ROOT),
     )
     log = tmp_path / "bentoml-serve.log"
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "bentoml", "serve", "service.bento_service:StageServe",
-             "--host", "127.0.0.1", "--port", str(port)],
-            cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+    command = python_command(
+        "bentoml", "serve", "service.bento_service:StageServe",
+        "--host", "127.0.0.1", "--port", str(port),
+    )  # fmt: skip
+    server = ServerProcess("bentoml serve", command, log, port, env=env)
+    proc = server.launch().proc
     # Named after the supervisor (the workers' parent) and its start time, so that it can
     # be swept once the supervisor is gone.
     folder = plain_serve_runtime_dir(proc.pid)
@@ -206,12 +204,12 @@ def test_plain_bentoml_serve_workers_share_one_runtime_folder(
     try:
         assert wait_until(
             lambda: httpx.get(f"http://127.0.0.1:{port}/ping").status_code == 200, 120, 0.2
-        ), _tail(log)
+        ), tail(log)
         assert wait_until(
             lambda: len([f for f in os.listdir(folder) if f.startswith("worker-")]) == 2, 30
-        ), (os.listdir(folder) if os.path.isdir(folder) else "no folder", _tail(log))
+        ), (os.listdir(folder) if os.path.isdir(folder) else "no folder", tail(log))
     finally:
-        _stop_group(proc)
+        server.stop()
     # What the next start does: the stopped server's folder goes, nobody else's.
     assert os.path.basename(folder) in sweep_run_dirs(tempfile.gettempdir())
     assert not os.path.exists(folder)
