@@ -26,8 +26,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from service.api import error_pages
+from service.api.responses import error_response
 from service.api.route_labels import RouteLabels
-from service.errors import error_body
+from service.errors import ServingError
 
 log = logging.getLogger("stageserve.bentoml_fixes")
 
@@ -49,8 +50,6 @@ async def _timeout_middleware_call(self: Any, scope: Any, receive: Any, send: An
     if scope["type"] not in ("http", "websocket"):
         await self.app(scope, receive, send)
         return
-    from starlette.responses import Response
-
     responded = False
     try:
         async with asyncio.timeout(self.timeout) as deadline:
@@ -66,13 +65,8 @@ async def _timeout_middleware_call(self: Any, scope: Any, receive: Any, send: An
     except TimeoutError:
         if responded:
             raise
-        answer = Response(
-            error_body(
-                "DEADLINE_EXCEEDED", f"Not able to process the request in {self.timeout} seconds"
-            ),
-            status_code=504,
-            media_type="application/json",
-        )
+        message = f"Not able to process the request in {self.timeout} seconds"
+        answer = error_response(ServingError(504, "DEADLINE_EXCEEDED", message))
         await answer(scope, receive, send)
 
 
