@@ -5,7 +5,9 @@ Folders by concern, so the tree is the architecture: ``api/`` (the HTTP surface)
 ``lifecycle/`` (loading and swapping versions), ``inference/`` (request body to
 predictions), ``traffic/`` (which target answers), ``ops/`` (what operators see and what
 keeps several workers tidy), ``cli/`` (the ``stageserve`` command), ``compat/`` (fixes
-for the pinned BentoML). ``gateway.py`` wires one worker's parts together and
-``bento_service.py`` is the BentoML entry point. Rules: the registry is read only by
+for the pinned BentoML). ``gateway.py`` wires one worker's parts together,
+``request_path.py`` takes a prediction request from routing to its answer (it composes
+traffic/, lifecycle/ and inference/, so it sits above them) and ``bento_service.py`` is
+the BentoML entry point. Rules: the registry is read only by
 ``registry_watcher``; nothing here imports from ``cli/`` except ``cli/`` itself.
 """

@@ -175,17 +175,6 @@ class Gateway:
         own readiness probe asks this)."""
         return self.readiness.is_ready()
 
-    # What service/lifecycle/warm_start.py asks while a (re)started worker keeps off the socket.
-
-    def is_loaded(self) -> bool:
-        return self.readiness.is_loaded()
-
-    def ready_siblings(self) -> int:
-        return self.readiness.ready_siblings()
-
-    def standby(self, waiting: bool) -> None:
-        self.readiness.standby(waiting)
-
     # --- events of the pool and the watcher -------------------------------------------
 
     def _on_swap(self, model: str, target: Target, result: str, seconds: float) -> None:

@@ -13,7 +13,6 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -23,34 +22,17 @@ from service.api.bodies import read_body
 from service.api.connections import ConnectionRecycler
 from service.api.responses import error_response
 from service.errors import JSON, ServingError, internal_error
-from service.request_path import Answer
+from service.request_path import RequestPath
 from service.traffic.pinning import TARGET_HEADER
 
 log = logging.getLogger("stageserve.http")
-
-
-class Requests(Protocol):
-    """The request path, as the endpoint uses it."""
-
-    def model_for_default_route(self) -> str: ...
-
-    def count_refused(self, model: str | None, outcome: str) -> None: ...
-
-    async def invoke(
-        self,
-        model: str,
-        override: str | None,
-        body: bytes,
-        content_type: str | None,
-        routing_key: str | None = None,
-    ) -> Answer: ...
 
 
 @dataclass(frozen=True)
 class Invocations:
     """What the prediction endpoints need."""
 
-    requests: Requests
+    requests: RequestPath
     connections: ConnectionRecycler  # spreads keep-alive connections over the workers
     max_body_bytes: int
     routing_key_header: str

@@ -11,7 +11,6 @@ import threading
 from typing import Protocol
 
 from registry_watcher.redact import redact
-from service.ops.readiness_board import ReadinessBoard
 
 
 class PoolReadiness(Protocol):
@@ -20,8 +19,20 @@ class PoolReadiness(Protocol):
     def unready_reasons(self) -> list[str]: ...
 
 
+class Board(Protocol):
+    """The markers the workers post (service/ops/readiness_board.py's ReadinessBoard)."""
+
+    def publish(self, ready: bool) -> None: ...
+
+    def standby(self, waiting: bool) -> None: ...
+
+    def other_ready_workers(self) -> int: ...
+
+    def unready_reason(self) -> str | None: ...
+
+
 class WorkerReadiness:
-    def __init__(self, pool: PoolReadiness, board: ReadinessBoard) -> None:
+    def __init__(self, pool: PoolReadiness, board: Board) -> None:
         self._pool = pool
         self._board = board
         self._lock = threading.Lock()

@@ -45,7 +45,7 @@ class Pool:
 
 def test_a_withdrawn_worker_never_posts_ready_again() -> None:
     board = Board()
-    readiness = WorkerReadiness(Pool(), board)  # type: ignore[arg-type]
+    readiness = WorkerReadiness(Pool(), board)
     readiness.publish()
     readiness.withdraw()
     readiness.publish()  # a poll or a swap after stop() began
@@ -55,7 +55,7 @@ def test_a_withdrawn_worker_never_posts_ready_again() -> None:
 def test_the_gateway_is_unready_while_another_worker_is() -> None:
     board = Board()
     board.other = "1 of 2 workers ready"
-    readiness = WorkerReadiness(Pool(), board)  # type: ignore[arg-type]
+    readiness = WorkerReadiness(Pool(), board)
     assert readiness.is_loaded() and not readiness.is_ready()
     assert readiness.unready_reasons() == ["1 of 2 workers ready"]
 
@@ -71,7 +71,7 @@ def relay(served: tuple[str, ...] = ("m",)) -> tuple[RefreshRelay, list[str], li
 
 
 def test_an_accepted_delivery_refreshes_every_worker() -> None:
-    r, refreshed, told, (metrics, now) = relay()  # type: ignore[misc]
+    r, refreshed, told, (metrics, now) = relay()
     r.received(Verdict(Outcome.ACCEPTED, "ok", "m"))
     assert (refreshed, told) == (["now"], ["others"])
     assert metrics.webhooks.of("accepted") == 1
@@ -83,7 +83,7 @@ def test_an_accepted_delivery_refreshes_every_worker() -> None:
 
 
 def test_refused_and_foreign_deliveries_refresh_nothing() -> None:
-    r, refreshed, told, (metrics, _) = relay()  # type: ignore[misc]
+    r, refreshed, told, (metrics, _) = relay()
     r.received(Verdict(Outcome.REPLAY, "delivery already received"))
     r.received(Verdict(Outcome.ACCEPTED, "ok", "not-served-here"))
     assert (refreshed, told) == ([], [])
@@ -91,7 +91,7 @@ def test_refused_and_foreign_deliveries_refresh_nothing() -> None:
 
 
 def test_a_swap_long_after_the_refresh_is_not_measured() -> None:
-    r, _, _, (metrics, now) = relay()  # type: ignore[misc]
+    r, _, _, (metrics, now) = relay()
     r.relayed()
     now[0] += 61
     r.swapped()
