@@ -1,5 +1,8 @@
 """MLflow webhook deliveries: verify them, and nothing more. Pure: no I/O here.
 
+What a delivery is worth is a domain verdict (an outcome and a reason); the HTTP
+endpoint (service/api/webhooks.py) says which status answers each outcome.
+
 MLflow signs ``"{delivery_id}.{timestamp}.{raw body}"`` with HMAC-SHA256 and sends
 ``X-MLflow-Signature: v1,<base64>`` with ``X-MLflow-Delivery-Id`` and
 ``X-MLflow-Timestamp`` (Unix seconds). A verified delivery is never trusted for what to
@@ -17,6 +20,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Protocol
 
 SIGNATURE_HEADER = "x-mlflow-signature"
@@ -32,18 +36,21 @@ EVENTS = (
     "model_version_tag.set",
 )
 
-ACCEPTED = "accepted"
-BAD_SIGNATURE = "bad_signature"
-STALE = "stale"
-REPLAY = "replay"
-MALFORMED = "malformed"
+
+class Outcome(StrEnum):
+    """What became of a delivery; its value is the metric label."""
+
+    ACCEPTED = "accepted"  # verified: read the registry now
+    BAD_SIGNATURE = "bad_signature"  # unsigned, or signed with another secret
+    MALFORMED = "malformed"  # a header missing or unreadable
+    STALE = "stale"  # signed too long ago (or in the future)
+    REPLAY = "replay"  # this delivery id was already received
 
 
 @dataclass(frozen=True)
 class Verdict:
-    outcome: str  # one of the constants above: the metric label
-    status: int  # HTTP status to answer
-    message: str
+    outcome: Outcome
+    message: str  # why, in a few words
     model: str | None = None  # registered model the delivery is about, if it says
 
 
@@ -127,17 +134,19 @@ def verify(
     timestamp = headers.get(TIMESTAMP_HEADER, "").strip()
     signature = headers.get(SIGNATURE_HEADER, "").strip()
     if not signature:
-        return Verdict(BAD_SIGNATURE, 401, "missing X-MLflow-Signature header")
+        return Verdict(Outcome.BAD_SIGNATURE, "missing X-MLflow-Signature header")
     if not delivery_id or not timestamp:
-        return Verdict(MALFORMED, 400, "missing X-MLflow-Delivery-Id or X-MLflow-Timestamp header")
+        return Verdict(
+            Outcome.MALFORMED, "missing X-MLflow-Delivery-Id or X-MLflow-Timestamp header"
+        )
     if not signature_matches(secret, delivery_id, timestamp, body, signature):
-        return Verdict(BAD_SIGNATURE, 401, "signature does not match")
+        return Verdict(Outcome.BAD_SIGNATURE, "signature does not match")
     try:
         sent_at = int(timestamp)
     except ValueError:
-        return Verdict(MALFORMED, 400, "X-MLflow-Timestamp is not a Unix time")
+        return Verdict(Outcome.MALFORMED, "X-MLflow-Timestamp is not a Unix time")
     if abs(now - sent_at) > tolerance_s:
-        return Verdict(STALE, 400, f"timestamp is more than {tolerance_s:.0f}s away from now")
+        return Verdict(Outcome.STALE, f"timestamp is more than {tolerance_s:.0f}s away from now")
     if not seen.add(delivery_id, now, tolerance_s):
-        return Verdict(REPLAY, 409, "delivery already received")
-    return Verdict(ACCEPTED, 202, "registry refresh triggered", _model_name(body))
+        return Verdict(Outcome.REPLAY, "delivery already received")
+    return Verdict(Outcome.ACCEPTED, "registry refresh triggered", _model_name(body))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from registry_watcher.targets import InvalidTarget, Target, parse_target
@@ -55,7 +56,7 @@ class TrafficPolicy:
 
     def shares(self) -> dict[Target, float]:
         """Weights normalised to sum to 1.0, in the policy's order."""
-        total = _total(self.weights)
+        total = weight_total(self.weights)
         return {t: w / total for t, w in self.weights}
 
     def to_dict(self) -> dict:
@@ -157,7 +158,7 @@ def _weights(raw: object) -> tuple[tuple[Target, float], ...]:
         if weight < 0:
             raise PolicyError(f"weights.{key}: must be a number >= 0, got {_show(value)}")
         out.append((target, weight))
-    total = _total(out)
+    total = weight_total(out)
     if total <= 0:
         raise PolicyError("weights: all weights are zero; at least one must be > 0")
     if not math.isfinite(total):
@@ -201,8 +202,10 @@ def _number(field: str, value: object) -> float:
     return number
 
 
-def _total(weights: tuple[tuple[Target, float], ...] | list[tuple[Target, float]]) -> float:
-    # Added up in order like the router does (fsum raises on overflow instead of giving inf).
+def weight_total(weights: Sequence[tuple[Target, float]]) -> float:
+    """The weights added up in order: the router's bucket ranges and random draws rely
+    on it being exactly the last of their own running sums (so not fsum(), which also
+    raises on overflow instead of giving inf, nor sum())."""
     total = 0.0
     for _, w in weights:
         total += w

@@ -5,10 +5,12 @@ Folders by concern, so the tree is the architecture: ``api/`` (the HTTP surface)
 ``lifecycle/`` (loading and swapping versions), ``inference/`` (request body to
 predictions), ``traffic/`` (which target answers), ``ops/`` (what operators see and what
 keeps several workers tidy), ``cli/`` (the ``stageserve`` command), ``compat/`` (fixes
-for the pinned BentoML). ``gateway.py`` wires one worker's parts together and
-``bento_service.py`` is the BentoML entry point, with ``bentoml_options.py`` (the
-options BentoML reads at import), ``process_setup.py`` (what a serving process sets up
-around itself) and ``gateway_slot.py`` (how the app reaches its worker's gateway).
-Rules: the registry is read only by ``registry_watcher``; nothing here imports from
-``cli/`` except ``cli/`` itself.
+for the pinned BentoML). ``gateway.py`` wires one worker's parts together,
+``request_path.py`` takes a prediction request from routing to its answer (it composes
+traffic/, lifecycle/ and inference/, so it sits above them) and ``bento_service.py`` is
+the BentoML entry point, with ``bentoml_options.py`` (the options BentoML reads at
+import), ``process_setup.py`` (what a serving process sets up around itself) and
+``gateway_slot.py`` (how the app reaches its worker's gateway). Rules: the registry is
+read only by ``registry_watcher``; nothing here imports from ``cli/`` except ``cli/``
+itself.
 """

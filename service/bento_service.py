@@ -48,7 +48,7 @@ class StageServe:
         loading (uvicorn listens only once startup hooks are done): a worker respawned
         after a crash never answers 503 for want of a model. See service/lifecycle/warm_start.py."""
         policy = WarmStartPolicy(self.gateway.settings.worker_ready_timeout_s)
-        await hold_until_warm(self.gateway, policy)
+        await hold_until_warm(self.gateway.readiness, policy)
 
     @bentoml.on_shutdown
     def shutdown(self) -> None:

@@ -13,30 +13,33 @@ import hmac
 import json
 import logging
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
 
 import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from registry_watcher.traffic_policy import PolicyError, policy_from_dict
+from registry_watcher.traffic_policy import PolicyError, TrafficPolicy, policy_from_dict
 from service.api.bodies import read_body
-from service.errors import ServingError, bad_request, not_found
-from service.gateway import Gateway
+from service.api.responses import error_response, json_response
+from service.errors import ServingError, bad_request, client_error, model_not_served
+from service.ops.state_view import StateView, state_json, traffic_json
+from service.traffic.control import PolicyWriteFailed, TrafficControl
 
 log = logging.getLogger("stageserve.admin")
 
-JSON = "application/json"
 MAX_POLICY_BYTES = 64 * 1024
+INDENT = 2  # admin answers are read by people
 
 
-def _json(payload: Any, status: int = 200) -> Response:
-    return Response(json.dumps(payload, indent=2), status_code=status, media_type=JSON)
+@dataclass(frozen=True)
+class AdminApi:
+    """What the admin endpoints need."""
 
-
-def _error(error: ServingError, headers: dict[str, str] | None = None) -> Response:
-    return Response(error.body(), status_code=error.status, media_type=JSON, headers=headers)
+    view: StateView
+    traffic: TrafficControl
+    token: str | None  # STAGESERVE_ADMIN_TOKEN; None: writes are off
 
 
 def check_token(configured: str | None, authorization: str | None) -> ServingError | None:
@@ -58,34 +61,42 @@ def check_token(configured: str | None, authorization: str | None) -> ServingErr
     return None
 
 
-def admin_routes(get_gateway: Callable[[], Gateway]) -> list[Route]:
-    def model_of(request: Request, gateway: Gateway) -> str:
-        name = request.path_params["name"]
-        if name not in gateway.pool.models():
-            served = ", ".join(gateway.pool.models())
-            raise not_found(f"Model {name!r} is not served here. Served models: {served}.")
+def admin_routes(get: Callable[[], AdminApi]) -> list[Route]:
+    def model_of(request: Request, traffic: TrafficControl) -> str:
+        name: str = request.path_params["name"]
+        if not traffic.serves(name):
+            raise model_not_served(name, traffic.models())
         return name
 
-    def authorize(request: Request, gateway: Gateway) -> None:
-        error = check_token(gateway.settings.admin_token, request.headers.get("authorization"))
+    def authorize(request: Request, api: AdminApi) -> None:
+        error = check_token(api.token, request.headers.get("authorization"))
         if error is not None:
             raise error
 
+    async def write(traffic: TrafficControl, name: str, policy: TrafficPolicy | None) -> None:
+        try:
+            await anyio.to_thread.run_sync(traffic.write, name, policy)
+        except PolicyWriteFailed as exc:
+            raise client_error(exc) from None
+
     async def models(_: Request) -> Response:
-        return _json(get_gateway().state())
+        return json_response(state_json(get().view.state()), indent=INDENT)
 
     async def get_traffic(request: Request) -> Response:
-        gateway = get_gateway()
+        traffic = get().traffic
         try:
-            return _json(gateway.traffic_view(model_of(request, gateway)))
+            return json_response(
+                traffic_json(traffic.view(model_of(request, traffic))), indent=INDENT
+            )
         except ServingError as error:
-            return _error(error)
+            return error_response(error)
 
     async def put_traffic(request: Request) -> Response:
-        gateway = get_gateway()
+        api = get()
+        traffic = api.traffic
         try:
-            name = model_of(request, gateway)
-            authorize(request, gateway)
+            name = model_of(request, traffic)
+            authorize(request, api)
             body = await read_body(request, MAX_POLICY_BYTES, "A traffic policy")
             try:
                 document = json.loads(body)
@@ -95,29 +106,30 @@ def admin_routes(get_gateway: Callable[[], Gateway]) -> list[Route]:
                 raise bad_request("The policy is nested too deeply to be a policy.") from None
             try:
                 policy = policy_from_dict(document)
-                gateway.policies.validate(name, policy)
+                traffic.check(name, policy)
             except PolicyError as exc:
                 raise bad_request(
                     f"Invalid traffic policy: {exc}", "INVALID_PARAMETER_VALUE"
                 ) from None
             except RecursionError:
                 raise bad_request("The policy is nested too deeply to be a policy.") from None
-            await anyio.to_thread.run_sync(gateway.write_policy, name, policy)
+            await write(traffic, name, policy)
             log.info("traffic policy of %s set through the admin API: %s", name, policy.to_json())
-            return _json(gateway.traffic_view(name))
+            return json_response(traffic_json(traffic.view(name)), indent=INDENT)
         except ServingError as error:
-            return _error(error, _auth_headers(error))
+            return error_response(error, _auth_headers(error))
 
     async def delete_traffic(request: Request) -> Response:
-        gateway = get_gateway()
+        api = get()
+        traffic = api.traffic
         try:
-            name = model_of(request, gateway)
-            authorize(request, gateway)
-            await anyio.to_thread.run_sync(gateway.write_policy, name, None)
+            name = model_of(request, traffic)
+            authorize(request, api)
+            await write(traffic, name, None)
             log.info("traffic policy of %s cleared through the admin API", name)
-            return _json(gateway.traffic_view(name))
+            return json_response(traffic_json(traffic.view(name)), indent=INDENT)
         except ServingError as error:
-            return _error(error, _auth_headers(error))
+            return error_response(error, _auth_headers(error))
 
     traffic_methods = {"GET": get_traffic, "PUT": put_traffic, "DELETE": delete_traffic}
 

@@ -15,9 +15,9 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from service.errors import code_for_status, error_body
-
-JSON = "application/json"
+from service.api.responses import error_response
+from service.errors import internal_error as internal_error_answer
+from service.errors import status_error
 
 
 def _message(request: Request, exc: HTTPException) -> str:
@@ -33,23 +33,13 @@ def _message(request: Request, exc: HTTPException) -> str:
 async def http_error(request: Request, exc: Exception) -> Response:
     """An ``HTTPException`` (unknown path, wrong method, BentoML's probes) as MLflow JSON."""
     assert isinstance(exc, HTTPException)
-    status = exc.status_code
-    return Response(
-        error_body(code_for_status(status), _message(request, exc)),
-        status_code=status,
-        media_type=JSON,
-        headers=exc.headers,
-    )
+    return error_response(status_error(exc.status_code, _message(request, exc)), exc.headers)
 
 
 async def internal_error(request: Request, exc: Exception) -> Response:
     """Anything uncaught: a JSON 500, never the exception. Starlette re-raises it after
     this answer, and uvicorn logs it with its traceback."""
-    return Response(
-        error_body("INTERNAL_ERROR", "Internal error; see the gateway log."),
-        status_code=500,
-        media_type=JSON,
-    )
+    return error_response(internal_error_answer())
 
 
 def handlers() -> dict[Any, Any]:

@@ -27,7 +27,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from service.config import head_limits
-from service.errors import code_for_status, error_body
+from service.errors import JSON, code_for_status, error_body
 
 log = logging.getLogger("stageserve.http")
 
@@ -57,7 +57,7 @@ def refusal(status: int, message: str) -> bytes:
     body = error_body(code_for_status(status), message)
     phrase = http.HTTPStatus(status).phrase
     head = (
-        f"HTTP/1.1 {status} {phrase}\r\ncontent-type: application/json\r\n"
+        f"HTTP/1.1 {status} {phrase}\r\ncontent-type: {JSON}\r\n"
         f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
     )
     return head.encode("ascii") + body
@@ -93,7 +93,8 @@ class _HeadGuard:
     _refused = False
     _in_head = True  # a head has begun (or the connection is new) and is not complete
 
-    def connection_made(self, transport: asyncio.Transport) -> None:
+    # As wide as asyncio's BaseProtocol says; uvicorn's protocols narrow it (and say so).
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[misc]
         self._begin_head()
 
@@ -233,7 +234,8 @@ class LimitedH11Protocol(_HeadGuard, H11Protocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.conn = _LimitedConnection(h11.SERVER, self.limits.max_bytes)
+        self._limited_conn = _LimitedConnection(h11.SERVER, self.limits.max_bytes)
+        self.conn = self._limited_conn
         self._in_head = True
 
     def _head_bytes_received(self) -> bool:
@@ -250,7 +252,7 @@ class LimitedH11Protocol(_HeadGuard, H11Protocol):
             self._in_head = False
 
     def send_400_response(self, msg: str) -> None:
-        status = self.conn.refusal_status
+        status = self._limited_conn.refusal_status
         if status == 431:
             msg = too_large_message(self.limits)
         self._refuse(status, msg)

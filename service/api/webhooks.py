@@ -1,112 +1,87 @@
 """``POST /webhooks/mlflow``: MLflow registry webhooks make changes take effect at once.
 
 Polling stays the source of truth; a verified delivery only makes every worker read
-the registry now. Without ``STAGESERVE_WEBHOOK_SECRET`` the endpoint is off (404 with
-the reason): an unsigned "look now" would let anyone make the gateway hammer the
-registry.
+the registry now (service/ops/refresh_relay.py). Without ``STAGESERVE_WEBHOOK_SECRET``
+the endpoint is off (404 with the reason): an unsigned "look now" would let anyone make
+the gateway hammer the registry. The verdict on a delivery is the domain's
+(registry_watcher/deliveries.py); which HTTP status answers it is said here.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
-import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from registry_watcher.deliveries import ReplayCache, ReplayStore, verify
+from registry_watcher.deliveries import Outcome, ReplayStore, Verdict, verify
 from service.api.bodies import read_body
+from service.api.responses import error_response, json_response
 from service.errors import ServingError
-from service.gateway import Gateway
+from service.ops.refresh_relay import RefreshRelay
 
 # MLflow's deliveries are a few hundred bytes; anything near this is not one. Read with
 # the limit, so an unauthenticated sender cannot make a worker buffer a huge body.
 MAX_DELIVERY_BYTES = 1024 * 1024
-JSON = "application/json"
+
+# The status that answers each verdict on a delivery.
+STATUS = {
+    Outcome.ACCEPTED: 202,
+    Outcome.BAD_SIGNATURE: 401,
+    Outcome.MALFORMED: 400,
+    Outcome.STALE: 400,
+    Outcome.REPLAY: 409,
+}
 
 
-class DirectoryReplayCache:
-    """Delivery ids seen by any worker of this gateway: one empty file per id, created
-    with O_EXCL in the shared runtime folder, so a replay is refused whichever worker
-    it reaches. Files older than twice the tolerance are pruned now and then."""
+@dataclass(frozen=True)
+class WebhookApi:
+    """What the webhook endpoint needs."""
 
-    PRUNE_EVERY = 64
-
-    def __init__(self, directory: str) -> None:
-        self.directory = directory
-        os.makedirs(directory, exist_ok=True)
-        self._adds = 0
-
-    def add(self, delivery_id: str, now: float, tolerance_s: float) -> bool:
-        self._adds += 1
-        if self._adds % self.PRUNE_EVERY == 0:
-            self._prune(now - 2 * tolerance_s)
-        name = hashlib.sha256(delivery_id.encode()).hexdigest()
-        try:
-            fd = os.open(os.path.join(self.directory, name), os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            return False
-        os.close(fd)
-        return True
-
-    def _prune(self, older_than: float) -> None:
-        for entry in os.scandir(self.directory):
-            with contextlib.suppress(OSError):
-                if entry.stat().st_mtime < older_than:
-                    os.unlink(entry.path)
+    relay: RefreshRelay
+    secret: str | None  # STAGESERVE_WEBHOOK_SECRET; None: the endpoint is off
+    tolerance_s: float
+    seen: ReplayStore | None  # delivery ids already received (None when off)
 
 
-def webhook_routes(get_gateway: Callable[[], Gateway]) -> list[Route]:
-    caches: dict[str, ReplayStore] = {}
+def status_of(verdict: Verdict) -> int:
+    return STATUS[verdict.outcome]
 
-    def replay_cache(gateway: Gateway) -> ReplayStore:
-        if "seen" not in caches:
-            directory = gateway.settings.runtime_dir
-            caches["seen"] = (
-                DirectoryReplayCache(os.path.join(directory, "deliveries"))
-                if directory
-                else ReplayCache()
-            )
-        return caches["seen"]
 
+def answer(verdict: Verdict) -> Response:
+    """The HTTP answer to a delivery the domain has judged."""
+    status = status_of(verdict)
+    if status >= 400:
+        # 401 and 400 only: an MLflow error code, not the 409's RESOURCE_CONFLICT.
+        code = "UNAUTHENTICATED" if status == 401 else "BAD_REQUEST"
+        return error_response(ServingError(status, code, f"Webhook rejected: {verdict.message}."))
+    payload = {"status": verdict.outcome.value, "message": verdict.message, "model": verdict.model}
+    return json_response(payload, status)
+
+
+def webhook_routes(get: Callable[[], WebhookApi]) -> list[Route]:
     async def mlflow_webhook(request: Request) -> Response:
-        gateway = get_gateway()
-        secret = gateway.settings.webhook_secret
-        if not secret:
-            gateway.webhook_outcome("disabled")
-            return _error(
-                404,
-                "ENDPOINT_NOT_FOUND",
-                "Webhooks are off: start the gateway with STAGESERVE_WEBHOOK_SECRET set "
-                "to the secret of the MLflow webhook.",
+        api = get()
+        if not api.secret or api.seen is None:
+            api.relay.count("disabled")
+            return error_response(
+                ServingError(
+                    404,
+                    "ENDPOINT_NOT_FOUND",
+                    "Webhooks are off: start the gateway with STAGESERVE_WEBHOOK_SECRET set "
+                    "to the secret of the MLflow webhook.",
+                )
             )
         try:
             body = await read_body(request, MAX_DELIVERY_BYTES, "A webhook delivery")
         except ServingError as error:
-            gateway.webhook_outcome("malformed")
-            return _error(error.status, error.error_code, error.message)
-        verdict = verify(
-            request.headers,
-            body,
-            secret,
-            time.time(),
-            gateway.settings.webhook_tolerance_s,
-            replay_cache(gateway),
-        )
-        gateway.webhook_received(verdict)
-        if verdict.status >= 400:
-            code = "UNAUTHENTICATED" if verdict.status == 401 else "BAD_REQUEST"
-            return _error(verdict.status, code, f"Webhook rejected: {verdict.message}.")
-        payload = {"status": verdict.outcome, "message": verdict.message, "model": verdict.model}
-        return Response(json.dumps(payload), status_code=verdict.status, media_type=JSON)
+            api.relay.count("malformed")
+            return error_response(error)
+        verdict = verify(request.headers, body, api.secret, time.time(), api.tolerance_s, api.seen)
+        api.relay.received(verdict)
+        return answer(verdict)
 
     return [Route("/webhooks/mlflow", mlflow_webhook, methods=["POST"])]
-
-
-def _error(status: int, code: str, message: str) -> Response:
-    return Response(ServingError(status, code, message).body(), status_code=status, media_type=JSON)

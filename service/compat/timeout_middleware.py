@@ -21,7 +21,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from service.errors import error_body
+from service.api.responses import error_response
+from service.errors import ServingError
 
 TARGET_BENTOML = "1.4.39"
 
@@ -31,8 +32,6 @@ async def timeout_middleware_call(self: Any, scope: Any, receive: Any, send: Any
     if scope["type"] not in ("http", "websocket"):
         await self.app(scope, receive, send)
         return
-    from starlette.responses import Response
-
     responded = False
     try:
         async with asyncio.timeout(self.timeout) as deadline:
@@ -48,13 +47,8 @@ async def timeout_middleware_call(self: Any, scope: Any, receive: Any, send: Any
     except TimeoutError:
         if responded:
             raise
-        answer = Response(
-            error_body(
-                "DEADLINE_EXCEEDED", f"Not able to process the request in {self.timeout} seconds"
-            ),
-            status_code=504,
-            media_type="application/json",
-        )
+        message = f"Not able to process the request in {self.timeout} seconds"
+        answer = error_response(ServingError(504, "DEADLINE_EXCEEDED", message))
         await answer(scope, receive, send)
 
 

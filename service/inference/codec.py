@@ -20,10 +20,10 @@ from mlflow.exceptions import MlflowException
 from mlflow.pyfunc import scoring_server as mlflow_scoring
 from mlflow.utils.proto_json_utils import NumpyEncoder, _get_jsonable_obj
 
-from service.errors import ServingError, bad_request
+from service.errors import JSON, ServingError, bad_request
 from service.inference.numeric_input import NumericColumns, parse_numeric
 
-CONTENT_TYPE_JSON = "application/json"
+CONTENT_TYPE_JSON = JSON
 CONTENT_TYPE_CSV = "text/csv"
 CONTENT_TYPE_PARQUET = "application/vnd.apache.parquet"
 CONTENT_TYPES = (CONTENT_TYPE_JSON, CONTENT_TYPE_CSV, CONTENT_TYPE_PARQUET)

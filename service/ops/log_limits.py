@@ -11,13 +11,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 # MLflow loggers that warn per request about input data.
 PER_REQUEST_LOGGERS = ("mlflow.models.utils",)
 
 
 class RepeatLimiter(logging.Filter):
-    def __init__(self, window_s: float = 300.0, clock=time.monotonic) -> None:
+    def __init__(
+        self, window_s: float = 300.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         super().__init__()
         self._window_s = window_s
         self._clock = clock

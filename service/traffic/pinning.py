@@ -3,27 +3,49 @@ model's targets, what is loaded, and the header's text.
 
 An override names a configured target (``Staging``, ``@champion``) or a version number
 that one of the targets is serving right now. Requests without it follow the model's
-traffic policy (service/traffic/router.py).
+traffic policy (service/traffic/router.py). Refusals are domain errors (an override
+that names nothing, a target with nothing loaded); service/errors.py says how each is
+answered.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
+from registry_watcher.state import VersionRef
 from registry_watcher.targets import InvalidTarget, Target, TargetKind, parse_target
-from service.errors import ServingError, bad_request, unavailable
 
 TARGET_HEADER = "x-model-target"
 
-V = TypeVar("V")  # a loaded version; anything with .ref.version
+
+class Versioned(Protocol):
+    """A loaded version: all pinning needs of it is which version it is."""
+
+    @property
+    def ref(self) -> VersionRef: ...
+
+
+V = TypeVar("V", bound=Versioned)
 
 
 @dataclass(frozen=True)
 class Route(Generic[V]):
     target: Target
     loaded: V
+
+
+class OverrideRefused(Exception):
+    """An ``X-Model-Target`` override that cannot be followed; the message says why."""
+
+
+class UnknownOverride(OverrideRefused):
+    """The override's text is not a target, or names no target of this model."""
+
+
+class NothingLoaded(OverrideRefused):
+    """The override names a target of this model that has no version loaded."""
 
 
 def _valid(targets: tuple[Target, ...]) -> str:
@@ -36,12 +58,13 @@ def pin(
     loaded: Callable[[Target], V | None],
     override: str,
 ) -> Route[V]:
-    """The target an ``X-Model-Target`` override names, and its version; a ServingError
-    when the text names no target of this model or the target has nothing loaded."""
+    """The target an ``X-Model-Target`` override names, and its version. Raises
+    UnknownOverride when the text names no target of this model, NothingLoaded when
+    the target it names has nothing loaded."""
     target = _resolve_override(model, targets, loaded, override)
     version = loaded(target)
     if version is None:
-        raise unavailable(
+        raise NothingLoaded(
             f"Model {model!r} target {target.text} has no version loaded. "
             f"Targets of this model: {_valid(targets)}."
         )
@@ -57,21 +80,18 @@ def _resolve_override(
     try:
         wanted = parse_target(override)
     except InvalidTarget as exc:
-        raise bad_request(
+        raise UnknownOverride(
             f"Invalid X-Model-Target {override!r}: {exc}. Valid targets of model {model!r}: "
-            f"{_valid(targets)}.",
-            "INVALID_PARAMETER_VALUE",
+            f"{_valid(targets)}."
         ) from None
     if wanted in targets:
         return wanted
     if wanted.kind is TargetKind.VERSION:
         for target in targets:
             version = loaded(target)
-            if version is not None and str(version.ref.version) == wanted.value:  # type: ignore[attr-defined]
+            if version is not None and str(version.ref.version) == wanted.value:
                 return target
-    raise ServingError(
-        400,
-        "INVALID_PARAMETER_VALUE",
+    raise UnknownOverride(
         f"Unknown X-Model-Target {override!r} for model {model!r}. Valid targets: "
-        f"{_valid(targets)}, or the version number one of them serves.",
+        f"{_valid(targets)}, or the version number one of them serves."
     )

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from registry_watcher.targets import Target
-from registry_watcher.traffic_policy import TrafficPolicy
+from registry_watcher.traffic_policy import TrafficPolicy, weight_total
 
 ROUTING_KEY_HEADER = "x-routing-key"
 BUCKETS = 10_000
@@ -41,6 +41,13 @@ class NoTargetAvailable(Exception):
     """No target of the policy with weight > 0 has a version loaded."""
 
 
+def available_targets(
+    targets: Sequence[Target], loaded: Callable[[Target], object | None]
+) -> frozenset[Target]:
+    """The targets that have a version loaded: what a policy's weights spread over."""
+    return frozenset(t for t in targets if loaded(t) is not None)
+
+
 def effective_shares(
     policy: TrafficPolicy, available: frozenset[Target] | set[Target]
 ) -> dict[Target, float]:
@@ -50,7 +57,7 @@ def effective_shares(
     proportion to their weights. Empty when no available target has weight > 0.
     """
     present = _present(policy, available)
-    total = _total(present)
+    total = weight_total(present)
     if total <= 0:
         return {}
     return {t: w / total for t, w in present}
@@ -105,7 +112,7 @@ def _in_ranges(weights: Sequence[tuple[Target, float]], b: int) -> Target:
     bounds round running sums whose last one is the total itself (same additions, same
     order), so the last bound is exactly BUCKETS and a weight-0 target's range is empty.
     """
-    total = _total(weights)
+    total = weight_total(weights)
     running = 0.0
     for target, w in weights:
         running += w
@@ -116,7 +123,7 @@ def _in_ranges(weights: Sequence[tuple[Target, float]], b: int) -> Target:
 
 def _at_random(weights: Sequence[tuple[Target, float]], r: float) -> Target:
     """The target ``r`` in [0, 1) falls on when the weights are laid end to end."""
-    point = r * _total(weights)
+    point = r * weight_total(weights)
     running = 0.0
     for target, w in weights:
         running += w
@@ -124,14 +131,6 @@ def _at_random(weights: Sequence[tuple[Target, float]], r: float) -> Target:
             return target
     # r * total rounded up to total: the last target with a weight.
     return next(t for t, w in reversed(weights) if w > 0)
-
-
-def _total(weights: Sequence[tuple[Target, float]]) -> float:
-    # Not sum() or fsum(): the callers need the exact result of their own running sums.
-    total = 0.0
-    for _, w in weights:
-        total += w
-    return total
 
 
 def _shadow(

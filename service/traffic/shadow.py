@@ -81,7 +81,8 @@ class ShadowJob:
     content_type: str | None
     primary_answer: bytes
     # The event loop that answered the primary: the shadow request is answered through
-    # the shadow version's batcher on that loop, never beside it (see Gateway._run_shadow).
+    # the shadow version's batcher on that loop, never beside it (see ShadowLeg.run in
+    # service/request_path.py).
     loop: asyncio.AbstractEventLoop | None = field(default=None, compare=False, repr=False)
 
     @property

@@ -6,8 +6,8 @@ import os
 import socket
 import threading
 
-from service.api.webhooks import DirectoryReplayCache
 from service.ops.nudge import WorkerNudge
+from service.ops.replay_store import DirectoryReplayCache
 
 
 def test_broadcast_reaches_every_other_worker(tmp_path) -> None:

@@ -15,6 +15,7 @@ from registry_watcher.targets import parse_target
 from service.config import Settings
 from service.gateway import Gateway
 from service.ops.metrics import get_metrics
+from service.request_path import Route
 
 PRODUCTION = parse_target("Production")
 
@@ -45,14 +46,14 @@ class FakeVersion:
 
 def routed(gw: Gateway, behaviour: str) -> Gateway:
     version = FakeVersion(behaviour)
-    gw._route = lambda *_: (PRODUCTION, version, "random", None)  # type: ignore[method-assign]
+    gw.requests.route = lambda *_: Route(PRODUCTION, version, "random")  # type: ignore[method-assign]
     return gw
 
 
 def test_an_unexpected_error_is_counted() -> None:
     gw = routed(gateway("m-error"), "raise")
     with pytest.raises(RuntimeError):
-        asyncio.run(gw.invoke("m-error", None, b"{}", "application/json"))
+        asyncio.run(gw.requests.invoke("m-error", None, b"{}", "application/json"))
     assert counted("m-error", "Production", "3", "error") == 1
 
 
@@ -61,7 +62,7 @@ def test_a_request_cancelled_by_the_timeout_is_counted() -> None:
 
     async def with_deadline() -> None:
         async with asyncio.timeout(0.05):  # what BentoML's TimeoutMiddleware does
-            await gw.invoke("m-timeout", None, b"{}", "application/json")
+            await gw.requests.invoke("m-timeout", None, b"{}", "application/json")
 
     with pytest.raises(TimeoutError):
         asyncio.run(with_deadline())
@@ -71,9 +72,9 @@ def test_a_request_cancelled_by_the_timeout_is_counted() -> None:
 
 def test_refusals_before_routing_count_only_served_model_names() -> None:
     gw = gateway("m-refused")
-    gw.count_refused("m-refused", "bad_request")
-    gw.count_refused("made-up-by-a-client", "not_found")
-    gw.count_refused(None, "bad_request")
+    gw.requests.count_refused("m-refused", "bad_request")
+    gw.requests.count_refused("made-up-by-a-client", "not_found")
+    gw.requests.count_refused(None, "bad_request")
     assert counted("m-refused", "", "", "bad_request") == 1
     assert counted("", "", "", "not_found") >= 1
     assert "made-up-by-a-client" not in str(get_metrics().requests.collect())
@@ -81,7 +82,7 @@ def test_refusals_before_routing_count_only_served_model_names() -> None:
 
 def test_a_success_answers_headers_any_name_can_travel_in() -> None:
     gw = routed(gateway("modèle-€"), "succeed")
-    answer = asyncio.run(gw.invoke("modèle-€", None, b"{}", "application/json"))
+    answer = asyncio.run(gw.requests.invoke("modèle-€", None, b"{}", "application/json"))
     assert answer.headers()["X-Model-Name"] == "mod%C3%A8le-%E2%82%AC"
     assert all(v.encode("latin-1") for v in answer.headers().values())
     assert counted("modèle-€", "Production", "3", "success") == 1

@@ -9,8 +9,8 @@ import pytest
 
 from registry_watcher.state import VersionRef
 from registry_watcher.targets import Target, parse_target
-from service.errors import ServingError
-from service.traffic.pinning import TARGET_HEADER, Route, pin
+from service.errors import ServingError, client_error
+from service.traffic.pinning import TARGET_HEADER, OverrideRefused, Route, pin
 
 PROD = parse_target("Production")
 STAGING = parse_target("Staging")
@@ -41,7 +41,10 @@ def pick(override: str, loaded: dict[Target, Loaded | None] = ALL) -> Route[Load
 
 def error_of(override: str, loaded: dict[Target, Loaded | None] = ALL) -> ServingError:
     with pytest.raises(ServingError) as info:
-        pick(override, loaded)
+        try:
+            pick(override, loaded)
+        except OverrideRefused as refused:  # answered as service/errors.py says
+            raise client_error(refused) from None
     body = json.loads(info.value.body())
     assert set(body) == {"error_code", "message"}
     assert body["error_code"] == info.value.error_code

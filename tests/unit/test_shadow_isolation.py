@@ -110,7 +110,7 @@ def test_shadow_copies_never_run_beside_the_versions_batcher(tmp_path: Path) -> 
             for _ in range(rounds):
                 answers = await asyncio.gather(
                     *(
-                        gateway.invoke(MODEL, None, body, "application/json")
+                        gateway.requests.invoke(MODEL, None, body, "application/json")
                         for _ in range(concurrency)
                     )
                 )
