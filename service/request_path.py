@@ -18,11 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from registry_watcher.state import VersionRef
 from registry_watcher.targets import Target, parse_target
 from registry_watcher.traffic_policy import TrafficPolicy
 from service.api.header_values import header_value
 from service.errors import ServingError, bad_request, client_error, model_not_served
+from service.lifecycle.servable import LoadedVersions, Servable
 from service.ops.metrics import Metrics
 from service.traffic import router
 from service.traffic.pinning import OverrideRefused, pin
@@ -34,11 +34,8 @@ SHADOW_TIMEOUT_S = 60.0
 ROUTE_ATTEMPTS = 3
 
 
-class Servable(Protocol):
-    """A loaded version, as far as the request path goes."""
-
-    @property
-    def ref(self) -> VersionRef: ...
+class Answerer(Servable, Protocol):
+    """A loaded version, as far as the request path goes: it answers request bodies."""
 
     async def submit(self, body: bytes, content_type: str | None) -> bytes: ...
 
@@ -49,16 +46,6 @@ class Servable(Protocol):
         loop: asyncio.AbstractEventLoop,
         timeout_s: float,
     ) -> bytes: ...
-
-
-class Servables(Protocol):
-    """The pool, as far as the request path goes."""
-
-    def models(self) -> tuple[str, ...]: ...
-
-    def targets(self, model: str) -> tuple[Target, ...]: ...
-
-    def get(self, model: str, target: Target) -> Servable | None: ...
 
 
 @dataclass(frozen=True)
@@ -85,7 +72,7 @@ class Route:
     label), and the target its shadow copy goes to, if any."""
 
     target: Target
-    loaded: Servable
+    loaded: Answerer
     how: str
     shadow: Target | None = None
 
@@ -93,7 +80,7 @@ class Route:
 class RequestPath:
     def __init__(
         self,
-        pool: Servables,
+        pool: LoadedVersions[Answerer],
         policy_of: Callable[[str], TrafficPolicy],
         hand_off: Callable[[ShadowJob], object],
         metrics: Metrics,
@@ -177,7 +164,7 @@ class RequestPath:
     def _route(
         self, model: str, targets: tuple[Target, ...], override: str | None, key: str | None
     ) -> Route:
-        def loaded(target: Target) -> Servable | None:
+        def loaded(target: Target) -> Answerer | None:
             return self._pool.get(model, target)
 
         if override is not None:
@@ -199,7 +186,7 @@ class ShadowLeg:
     """The shadow copy's side of the request path: run it in the mirror's thread, count
     how it compared."""
 
-    def __init__(self, pool: Servables, metrics: Metrics) -> None:
+    def __init__(self, pool: LoadedVersions[Answerer], metrics: Metrics) -> None:
         self._pool = pool
         self._metrics = metrics
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import anyio.to_thread
@@ -91,45 +91,48 @@ def admin_routes(get: Callable[[], AdminApi]) -> list[Route]:
         except ServingError as error:
             return error_response(error)
 
-    async def put_traffic(request: Request) -> Response:
-        api = get()
-        traffic = api.traffic
-        try:
-            name = model_of(request, traffic)
-            authorize(request, api)
-            body = await read_body(request, MAX_POLICY_BYTES, "A traffic policy")
-            try:
-                document = json.loads(body)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise bad_request(f"The policy is not valid JSON: {exc}") from None
-            except RecursionError:
-                raise bad_request("The policy is nested too deeply to be a policy.") from None
-            try:
-                policy = policy_from_dict(document)
-                traffic.check(name, policy)
-            except PolicyError as exc:
-                raise bad_request(
-                    f"Invalid traffic policy: {exc}", "INVALID_PARAMETER_VALUE"
-                ) from None
-            except RecursionError:
-                raise bad_request("The policy is nested too deeply to be a policy.") from None
-            await write(traffic, name, policy)
-            log.info("traffic policy of %s set through the admin API: %s", name, policy.to_json())
-            return json_response(traffic_json(traffic.view(name)), indent=INDENT)
-        except ServingError as error:
-            return error_response(error, _auth_headers(error))
+    def policy_write(
+        change: Callable[[Request, TrafficControl, str], Awaitable[None]],
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """An authorized write of a served model's policy, answered with the new view."""
 
-    async def delete_traffic(request: Request) -> Response:
-        api = get()
-        traffic = api.traffic
+        async def endpoint(request: Request) -> Response:
+            api = get()
+            traffic = api.traffic
+            try:
+                name = model_of(request, traffic)
+                authorize(request, api)
+                await change(request, traffic, name)
+                return json_response(traffic_json(traffic.view(name)), indent=INDENT)
+            except ServingError as error:
+                return error_response(error, _auth_headers(error))
+
+        return endpoint
+
+    async def set_policy(request: Request, traffic: TrafficControl, name: str) -> None:
+        body = await read_body(request, MAX_POLICY_BYTES, "A traffic policy")
         try:
-            name = model_of(request, traffic)
-            authorize(request, api)
-            await write(traffic, name, None)
-            log.info("traffic policy of %s cleared through the admin API", name)
-            return json_response(traffic_json(traffic.view(name)), indent=INDENT)
-        except ServingError as error:
-            return error_response(error, _auth_headers(error))
+            document = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise bad_request(f"The policy is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise bad_request("The policy is nested too deeply to be a policy.") from None
+        try:
+            policy = policy_from_dict(document)
+            traffic.check(name, policy)
+        except PolicyError as exc:
+            raise bad_request(f"Invalid traffic policy: {exc}", "INVALID_PARAMETER_VALUE") from None
+        except RecursionError:
+            raise bad_request("The policy is nested too deeply to be a policy.") from None
+        await write(traffic, name, policy)
+        log.info("traffic policy of %s set through the admin API: %s", name, policy.to_json())
+
+    async def clear_policy(_: Request, traffic: TrafficControl, name: str) -> None:
+        await write(traffic, name, None)
+        log.info("traffic policy of %s cleared through the admin API", name)
+
+    put_traffic = policy_write(set_policy)
+    delete_traffic = policy_write(clear_policy)
 
     traffic_methods = {"GET": get_traffic, "PUT": put_traffic, "DELETE": delete_traffic}
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Protocol, TypeVar
 
 from registry_watcher.state import VersionRef
+from registry_watcher.targets import Target
 
 
 class Servable(Protocol):
@@ -26,6 +27,19 @@ class Servable(Protocol):
 
 
 S = TypeVar("S", bound=Servable)
+S_co = TypeVar("S_co", bound=Servable, covariant=True)
+
+
+class LoadedVersions(Protocol[S_co]):
+    """The pool as its readers see it (request path, traffic control): each served
+    model's targets, and what each target serves now."""
+
+    def models(self) -> tuple[str, ...]: ...
+
+    def targets(self, model: str) -> tuple[Target, ...]: ...
+
+    def get(self, model: str, target: Target) -> S_co | None: ...
+
 
 # Makes a version servable (download, load, probe) or raises; runs on a load thread.
 Loader = Callable[[VersionRef], S]

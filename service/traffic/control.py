@@ -17,6 +17,7 @@ from typing import Protocol
 
 from registry_watcher.targets import Target
 from registry_watcher.traffic_policy import POLICY_TAG, TrafficPolicy
+from service.lifecycle.servable import LoadedVersions, Servable
 from service.ops.metrics import Metrics
 from service.traffic.policy_book import ADMIN, PolicyBook, PolicyRecord
 from service.traffic.router import available_targets, effective_shares
@@ -36,16 +37,6 @@ class TagWriter(Protocol):
     def delete_model_tag(self, model: str, key: str) -> None: ...
 
 
-class LoadedTargets(Protocol):
-    """The pool, as far as traffic goes: each model's targets and what they serve."""
-
-    def models(self) -> tuple[str, ...]: ...
-
-    def targets(self, model: str) -> tuple[Target, ...]: ...
-
-    def get(self, model: str, target: Target) -> object | None: ...
-
-
 @dataclass(frozen=True)
 class TrafficView:
     """A model's policy, where it came from, and the share each target takes now."""
@@ -60,7 +51,7 @@ class TrafficControl:
     def __init__(
         self,
         book: PolicyBook,
-        pool: LoadedTargets,
+        pool: LoadedVersions[Servable],
         registry: TagWriter,
         metrics: Metrics,
         after_write: Callable[[], None] = lambda: None,

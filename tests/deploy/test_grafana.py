@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "stageserve.json"
 DATASOURCES = ROOT / "deploy" / "grafana" / "provisioning" / "datasources" / "prometheus.yml"
 PROVIDERS = ROOT / "deploy" / "grafana" / "provisioning" / "dashboards" / "stageserve.yml"
-METRICS_PY = ROOT / "service" / "metrics.py"
+METRICS_PY = ROOT / "service" / "ops" / "metrics.py"
 METRICS_DOC = ROOT / "docs" / "metrics.md"
 
 NAME = r"stageserve_[a-z0-9_]+"

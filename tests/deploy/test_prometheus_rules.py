@@ -22,7 +22,7 @@ PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
 CONFIG = PROMETHEUS_DIR / "prometheus.yml"
 ALERTS = PROMETHEUS_DIR / "alerts.yml"
 ALERTS_TEST = PROMETHEUS_DIR / "alerts_test.yml"
-METRICS_PY = ROOT / "service" / "metrics.py"
+METRICS_PY = ROOT / "service" / "ops" / "metrics.py"
 
 NAME = re.compile(r"stageserve_[a-z_]+")
 HISTOGRAM_SUFFIXES = ("_bucket", "_count", "_sum")
