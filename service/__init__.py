@@ -10,7 +10,8 @@ for the pinned BentoML). ``gateway.py`` wires one worker's parts together,
 traffic/, lifecycle/ and inference/, so it sits above them) and ``bento_service.py`` is
 the BentoML entry point, with ``bentoml_options.py`` (the options BentoML reads at
 import), ``process_setup.py`` (what a serving process sets up around itself) and
-``gateway_slot.py`` (how the app reaches its worker's gateway). Rules: the registry is
-read only by ``registry_watcher``; nothing here imports from ``cli/`` except ``cli/``
-itself.
+``gateway_slot.py`` (how the app reaches its worker's gateway). Rules: a serving process
+reads the registry only through ``registry_watcher`` (the ``traffic`` and ``webhooks``
+commands and the demo's seeding in ``cli/`` talk to MLflow directly); nothing here
+imports from ``cli/`` except ``cli/`` itself.
 """

@@ -85,7 +85,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "STAGESERVE_SHADOW_RTOL",
         "0.001",
-        "Relative tolerance for a shadow number to agree with the primary's.",
+        "Relative tolerance (of the shadow's value) for it to agree with the primary's.",
     ),
     Setting(
         "STAGESERVE_SHADOW_ATOL",
