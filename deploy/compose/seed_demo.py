@@ -21,7 +21,7 @@ from mlflow import MlflowClient
 
 from service.cli import demo
 from service.cli.diabetes_registry import DiabetesRegistry
-from service.cli.webhooks import register
+from service.cli.webhooks_command import register
 
 
 def seed_model(uri: str) -> None:

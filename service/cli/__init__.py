@@ -1,5 +1,5 @@
 """The ``stageserve`` command: ``serve`` (checks, then becomes ``bentoml serve``),
-``demo``, ``traffic`` and ``webhooks``, each in its own module; ``parser.py`` parses,
+``demo``, ``traffic`` and ``webhooks``, each in its own ``<name>_command.py``; ``parser.py`` parses,
 ``main.py`` dispatches.
 
 Rules: the CLI only sets environment variables and files that the service reads; a

@@ -11,7 +11,7 @@ from typing import Any
 
 from service.cli.common import say
 from service.cli.gateway_guard import GuardError, check_port_free
-from service.cli.serve import run_gateway
+from service.cli.serve_command import run_gateway
 from service.cli.serve_options import add_serve_options, serve_env
 
 

@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from service.cli.common import registry_uri
 from service.cli.demo_command import run_demo
 from service.cli.parser import build_parser
-from service.cli.serve import run_gateway
+from service.cli.serve_command import run_gateway
 from service.cli.serve_options import serve_env
-from service.cli.traffic import run_traffic
-from service.cli.webhooks import run_webhooks
+from service.cli.traffic_command import run_traffic
+from service.cli.webhooks_command import run_webhooks
 from service.ops import log_redaction
 
 

@@ -7,8 +7,8 @@ import argparse
 
 from service.cli.demo_command import add_demo_parser
 from service.cli.serve_options import add_serve_options
-from service.cli.traffic import add_traffic_parser
-from service.cli.webhooks import add_webhooks_parser
+from service.cli.traffic_command import add_traffic_parser
+from service.cli.webhooks_command import add_webhooks_parser
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -205,7 +205,7 @@ def test_the_tree_of_a_json_document_is_redacted() -> None:
 def test_webhook_listings_hide_credentials_in_gateway_urls() -> None:
     from types import SimpleNamespace
 
-    from service.cli.webhooks import _describe
+    from service.cli.webhooks_command import _describe
 
     webhook = SimpleNamespace(
         webhook_id="1",

@@ -6,7 +6,7 @@ import pytest
 
 from registry_watcher.targets import parse_target
 from registry_watcher.traffic_policy import PolicyError
-from service.cli.traffic import policy_from_args
+from service.cli.traffic_command import policy_from_args
 
 
 def test_weights_shadow_and_sticky() -> None:
