@@ -10,12 +10,12 @@ import pytest
 from tests.integration.harness import (
     ALL_FEATURES,
     Gateway,
+    Load,
     Registry,
     metric_samples,
     split_payload,
     wait_until,
 )
-from tests.integration.test_resilience import Load
 
 pytestmark = pytest.mark.integration
 

@@ -14,13 +14,13 @@ import pytest
 from tests.integration.harness import (
     ALL_FEATURES,
     Gateway,
+    Load,
     MlflowServer,
     Registry,
     metric_samples,
     split_payload,
     wait_until,
 )
-from tests.integration.test_resilience import Load
 
 pytestmark = pytest.mark.integration
 

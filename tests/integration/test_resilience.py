@@ -3,7 +3,6 @@ stages emptied, aliases moved, several models and several workers."""
 
 from __future__ import annotations
 
-import threading
 import time
 
 import httpx
@@ -13,6 +12,7 @@ from tests.integration.harness import (
     ALL_FEATURES,
     ROW,
     Gateway,
+    Load,
     metric_samples,
     split_payload,
     wait_until,
@@ -21,41 +21,6 @@ from tests.integration.harness import (
 pytestmark = pytest.mark.integration
 
 POLL = 0.5
-
-
-class Load:
-    """A few clients sending requests until stopped; records every outcome."""
-
-    def __init__(self, url: str, clients: int = 2, headers: dict[str, str] | None = None):
-        self.url = url
-        self.headers = headers or {}
-        self.results: list[tuple[int, str]] = []
-        self.stop_event = threading.Event()
-        self.threads = [threading.Thread(target=self._loop) for _ in range(clients)]
-
-    def _loop(self) -> None:
-        with httpx.Client(timeout=30) as client:
-            while not self.stop_event.is_set():
-                try:
-                    r = client.post(
-                        self.url + "/invocations", json=split_payload(), headers=self.headers
-                    )
-                    self.results.append((r.status_code, r.headers.get("X-Model-Version", "")))
-                except Exception as exc:
-                    self.results.append((0, repr(exc)))
-
-    def __enter__(self) -> Load:
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop_event.set()
-        for t in self.threads:
-            t.join(30)
-
-    def failures(self) -> list[tuple[int, str]]:
-        return [r for r in self.results if r[0] != 200]
 
 
 def _answers(gateway: Gateway, version: str, **headers: str) -> bool:

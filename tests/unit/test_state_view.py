@@ -13,6 +13,7 @@ from registry_watcher.state import VersionRef
 from registry_watcher.targets import Target, parse_target
 from registry_watcher.traffic_policy import default_policy
 from registry_watcher.watcher import WatcherStatus
+from service.lifecycle.pool import Failure
 from service.ops.state_view import StateView, health_json, iso, state_json, traffic_json
 from service.traffic.control import TrafficView
 from service.traffic.policy_book import DEFAULT, PolicyRecord
@@ -28,14 +29,6 @@ class Loaded:
     loaded_at: float = T0
     load_duration_s: float = 1.23456
     smoke_tested: bool = True
-
-
-@dataclass
-class Failure:
-    attempts: int
-    error: str
-    stage: str
-    at: float
 
 
 @dataclass
@@ -90,7 +83,7 @@ V4 = VersionRef("m", 4, "s3://bucket/m/4", "run4")
 def view(ready: bool = True, reasons: list[str] | None = None) -> tuple[StateView, Readiness]:
     pool = Pool(
         [Slot("m", PROD, True, Loaded(V3), V3), Slot("m", STAGING, False, None, V4)],
-        {V4: Failure(2, "GET s3://bucket/m/4 failed", "load", T0)},
+        {V4: Failure(2, "GET s3://bucket/m/4 failed", "load", T0, retry_at=0.0)},
     )
     readiness = Readiness(ready, reasons or [])
     status = WatcherStatus("http://h:5000", 10.0, polls=5, last_success_at=T0)
