@@ -7,6 +7,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 3000
 DEMO_DIR ?= demo-registry
+# make demo RESET=1: start from a fresh demo registry; DEMO_ARGS: more `stageserve demo` flags.
+RESET ?=
+DEMO_ARGS ?=
 BENCH_ARGS ?=
 
 .PHONY: install demo test unit integration lint typecheck format clean bench
@@ -20,7 +23,8 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: install
-	$(VENV)/bin/stageserve demo --dir $(DEMO_DIR) --port $(PORT)
+	$(VENV)/bin/stageserve demo --dir $(DEMO_DIR) --port $(PORT) \
+		$(if $(filter 1 yes true,$(RESET)),--reset) $(DEMO_ARGS)
 
 test: install lint typecheck
 	$(PY) -m pytest -q --durations=15

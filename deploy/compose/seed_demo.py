@@ -31,8 +31,7 @@ def seed_model(uri: str) -> None:
     if versions is None:
         print(f"seed: {demo.DEMO_MODEL} is already registered; nothing to seed", flush=True)
         return
-    v1, v2 = versions
-    print(f"seed: {demo.DEMO_MODEL} v{v1} in Production, v{v2} in Staging", flush=True)
+    print(f"seed: {demo.DEMO_MODEL} {demo.placement(versions)}", flush=True)
 
 
 def register_webhooks(client: MlflowClient, secret: str, spec: str) -> None:

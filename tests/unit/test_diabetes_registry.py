@@ -101,6 +101,8 @@ def test_the_demo_seeds_once(seeded: LocalRegistry) -> None:
     assert {k: v.current_stage for k, v in versions.items()} == {
         "1": "Production",
         "2": "Staging",
+        "3": "None",
     }
+    assert client.get_registered_model(demo.DEMO_MODEL).aliases == {"challenger": 3}
     assert client.get_run(versions["1"].run_id).data.params["features"] == "age,sex,bmi,bp"
     assert client.get_run(versions["2"].run_id).data.params["features"] == ",".join(ALL_FEATURES)
