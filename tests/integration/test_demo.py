@@ -1,85 +1,189 @@
-"""The README quickstart: `stageserve demo` seeds a SQLite registry and serves it; the
-README's promotion snippet swaps Production to version 2."""
+"""The README, walked as a new user walks it: `stageserve demo` seeds a SQLite registry
+and serves Production, Staging and @challenger; then every ```bash block of README.md
+runs in order against that demo, in a shell of its own, and must exit 0 and print what
+the README shows (tests/integration/readme_snippets.py has the conventions).
+
+One demo for the module, started as `make demo` starts it (`stageserve demo` in the
+folder the user stands in, `--dir demo-registry`), with the admin token of the README's
+"Setting a policy" from the start. The user's folder is a temporary one that looks like
+the checkout (`docs/` and `.venv` linked), so the snippets run unchanged but for the port
+(`localhost:3000` -> the demo's free port). Between two blocks the test waits, polling
+/admin/models, until the gateway serves what the registry holds, as a user waits a poll
+interval; it never sleeps.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
-import re
+import secrets
+import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
+from mlflow import MlflowClient
 
-from tests.integration.harness import REPO_ROOT, free_port, split_payload, wait_until
-from tests.support.processes import ServerProcess, python_command, tail
+from service.cli.demo import read_state
+from service.cli.parser import build_parser
+from tests.integration.harness import REPO_ROOT, TEST_ONLY_ENV, free_port, split_payload
+from tests.integration.readme_snippets import caught_up, missing_output, readme_snippets
+from tests.support.processes import ServerProcess, python_command, wait_until
 
 pytestmark = pytest.mark.integration
 
-
-def readme_promotion_snippet() -> str:
-    """The README's command that promotes demo version 2 to Production."""
-    readme = (REPO_ROOT / "README.md").read_text()
-    blocks = re.findall(r"```bash\n(.*?)```", readme, flags=re.DOTALL)
-    (snippet,) = [b for b in blocks if "transition_model_version_stage" in b]
-    return snippet
+README = REPO_ROOT / "README.md"
+TOKEN_FILE = "demo-admin-token"  # the README's name for it
 
 
-def test_demo_serves_and_swaps(tmp_path) -> None:
+@dataclass
+class Demo:
+    process: ServerProcess
+    home: Path  # the user's folder: demo-registry/ is in it, snippets run in it
+    tracking_uri: str
+
+    @property
+    def url(self) -> str:
+        return self.process.url
+
+    def caught_up(self) -> bool:
+        client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+        admin = httpx.get(self.url + "/admin/models", timeout=10).json()
+        return caught_up(read_state(client), admin)
+
+
+def demo_takes(flag: str) -> bool:
+    """Whether `stageserve demo` has ``flag`` (one that takes a value)."""
+    with contextlib.redirect_stderr(io.StringIO()):
+        try:
+            build_parser().parse_args(["demo", flag, "x"])
+        except SystemExit:
+            return False
+    return True
+
+
+def admin_token_start(home: Path) -> tuple[list[str], dict[str, str]]:
+    """The flags and environment that start the demo with the README's admin token:
+    `--admin-token-file demo-admin-token`. Until that flag is merged (issue 11, item 3)
+    the token goes through the environment, which the demo passes to its workers."""
+    token = secrets.token_urlsafe(32)
+    (home / TOKEN_FILE).write_text(token + "\n")
+    if demo_takes("--admin-token-file"):
+        return ["--admin-token-file", TOKEN_FILE], {}
+    return [], {"STAGESERVE_ADMIN_TOKEN": token}
+
+
+def user_folder(root: Path) -> Path:
+    """A folder that looks like the checkout after `make demo`: docs/ and .venv (this
+    interpreter's environment, which has stageserve) are links."""
+    assert shutil.which("curl"), "the README's snippets need curl (.ci/run installs it)"
+    home = root / "checkout"
+    home.mkdir()
+    (home / "docs").symlink_to(REPO_ROOT / "docs")
+    venv = Path(sys.prefix)
+    assert (venv / "bin" / "activate").exists(), (
+        f"run the tests from a virtualenv ({sys.prefix} has no bin/activate; `make test` "
+        "uses .venv): the README's snippets `source .venv/bin/activate`"
+    )
+    (home / ".venv").symlink_to(venv)
+    return home
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    root = tmp_path_factory.mktemp("demo")
+    home = user_folder(root)
     port = free_port()
-    log = tmp_path / "demo.log"
-    registry_dir = tmp_path / "demo-registry"
+    token_flags, token_env = admin_token_start(home)
     command = python_command(
         "service.cli.main", "demo",
-        "--dir", str(registry_dir), "--port", str(port), "--poll-interval", "0.5",
+        "--dir", "demo-registry", "--port", str(port), "--poll-interval", "0.5", *token_flags,
     )  # fmt: skip
-    env = dict(os.environ, STAGESERVE_MODEL_DIR=str(tmp_path / "models"))
-    demo = ServerProcess("stageserve demo", command, log, port, env=env)
-    proc = demo.launch().proc
-    url = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if k not in TEST_ONLY_ENV}
+    env.update(token_env, PYTHONPATH=str(REPO_ROOT), STAGESERVE_MODEL_DIR=str(root / "models"))
+    process = ServerProcess(
+        "stageserve demo", command, root / "demo.log", port, env=env, cwd=home, probe_timeout=10
+    )
+    demo = Demo(process, home, f"sqlite:///{home / 'demo-registry' / 'mlflow.db'}")
     try:
-
-        def ready() -> bool:
-            if proc.poll() is not None:
-                raise RuntimeError(tail(log))
-            return httpx.get(url + "/ping").status_code == 200
-
-        assert wait_until(ready, 180, 0.2, reraise=RuntimeError), tail(log)
-
-        def staging_loaded() -> bool:  # readiness does not wait for the optional target
-            models = httpx.get(url + "/admin/models").json()["models"]
-            return any(t["target"] == "Staging" and t["status"] == "ready"
-                       for t in models[0]["targets"])  # fmt: skip
-
-        assert wait_until(staging_loaded, 60, 0.2), tail(log)
-        production = httpx.post(url + "/invocations", json=split_payload())
-        staging = httpx.post(
-            url + "/invocations", json=split_payload(), headers={"X-Model-Target": "Staging"}
-        )
-        assert production.status_code == 200 and staging.status_code == 200
-        assert production.headers["X-Model-Name"] == "diabetes"
-        assert production.headers["X-Model-Version"] == "1"
-        assert staging.headers["X-Model-Version"] == "2"
-        assert production.json() != staging.json()
-
-        # The README's promotion snippet, run as written from the folder that holds
-        # demo-registry/ (as `make demo` leaves it), in a process of its own.
-        snippet = readme_promotion_snippet().replace(".venv/bin/python", sys.executable)
-        # A user's shell, not this test process: mlflow.set_*_uri() exports MLFLOW_* here.
-        shell_env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-        done = subprocess.run(
-            ["bash", "-c", snippet], cwd=tmp_path, env=shell_env, capture_output=True, text=True
-        )
-        assert done.returncode == 0, done.stderr
-        assert wait_until(
-            lambda: (
-                httpx.post(url + "/invocations", json=split_payload()).headers["X-Model-Version"]
-                == "2"
-            ),
-            30,
-        ), tail(log)
-        promoted = httpx.post(url + "/invocations", json=split_payload())
-        assert promoted.json() == staging.json()
+        process.launch().wait_ready(240)
+        assert wait_until(demo.caught_up, 60, 0.1), process.log_tail()
+        yield demo
     finally:
-        demo.stop()
-    assert (registry_dir / "mlflow.db").exists()
+        process.stop()
+
+
+def test_the_demo_serves_its_three_versions_and_says_so(demo: Demo) -> None:
+    answers = {
+        target: httpx.post(
+            demo.url + "/invocations", json=split_payload(), headers={"X-Model-Target": target}
+        )
+        for target in ("Production", "Staging", "@challenger")
+    }
+    assert {t: a.status_code for t, a in answers.items()} == dict.fromkeys(answers, 200)
+    versions = {t: a.headers["X-Model-Version"] for t, a in answers.items()}
+    assert versions == {"Production": "1", "Staging": "2", "@challenger": "3"}
+    assert len({a.content for a in answers.values()}) == 3  # three different models
+    hint = demo.process.log.read_text()
+    assert "Production v1, Staging v2, @challenger v3" in hint
+    assert "-H 'X-Model-Target: Staging' for version 2" in hint
+
+
+def snippet_env() -> dict[str, str]:
+    """A user's shell: no MLflow or stageserve settings of this test process (MLflow's
+    set_*_uri() exports MLFLOW_*), this environment's bin/ first on PATH, and the
+    checkout under test importable first (as the other integration tests run it)."""
+    drop = ("MLFLOW_", "STAGESERVE_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    return env
+
+
+def test_every_readme_snippet_runs_in_order(demo: Demo, capsys: pytest.CaptureFixture) -> None:
+    snippets = readme_snippets(README.read_text())
+    shell_state = demo.home.parent / "shell-exports"  # what the user's terminal keeps
+    shell_state.write_text("")
+    started, ran, not_run = time.monotonic(), [], []
+    for snippet in snippets:
+        if snippet.not_run is not None:
+            not_run.append(f"README.md:{snippet.line}: {snippet.not_run}")
+            continue
+        code = snippet.code.replace("localhost:3000", f"localhost:{demo.process.port}")
+        script = f"source {shell_state}\nset -eo pipefail\n{code}\nexport -p > {shell_state}\n"
+        block_started = time.monotonic()
+        done = subprocess.run(
+            ["bash", "-c", script],
+            cwd=demo.home,
+            env=snippet_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=120,
+        )
+        where = f"README.md:{snippet.line} exited {done.returncode}:\n{code}\n--- output:\n"
+        assert done.returncode == 0, where + done.stdout
+        missing = missing_output(snippet.expected, done.stdout)
+        assert missing is None, f"{where}{done.stdout}\n--- the README shows: {missing!r}"
+        ran_for = time.monotonic() - block_started
+        assert wait_until(demo.caught_up, 30, 0.1), f"after README.md:{snippet.line}: " + (
+            demo.process.log_tail()
+        )
+        ran.append(
+            f"README.md:{snippet.line}: {ran_for:.1f} s, then "
+            f"{time.monotonic() - block_started - ran_for:.1f} s until served"
+        )
+    took = time.monotonic() - started
+    with capsys.disabled():
+        print(f"\nREADME snippets: {len(ran)} run in {took:.1f} s:")
+        print("\n".join(f"  {line}" for line in ran))
+        print(f"{len(not_run)} not run:")
+        print("\n".join(f"  {line}" for line in not_run))
+    assert len(ran) >= 8
+    assert sum(len(s.expected) for s in snippets if s.not_run is None) >= 10
