@@ -527,7 +527,7 @@ def _paths() -> dict[str, Any]:
                 {404: "The model is not served here (RESOURCE_DOES_NOT_EXIST)."},
             ),
         },
-        "/ping": _get("Readiness, as `mlflow models serve` answers it", "health", _health()),
+        "/ping": _get("Readiness, as mlflow models serve answers it", "health", _health()),
         "/health": _get("Readiness (same as /ping)", "health", _health()),
         "/readyz": _get(
             "Readiness probe (BentoML's), same rule as /ping",
@@ -573,7 +573,7 @@ def _paths() -> dict[str, Any]:
             {"200": _text("Prometheus text exposition format.")},
         ),
         "/version": _get(
-            "The MLflow version, as `mlflow models serve` answers it",
+            "The MLflow version, as mlflow models serve answers it",
             "operations",
             {"200": _text("e.g. `3.17.2`.")},
         ),
