@@ -11,6 +11,7 @@ import io
 import json
 import os
 import random
+import re
 import socket
 from collections.abc import Iterator
 
@@ -307,3 +308,39 @@ def test_concurrent_requests_each_get_their_own_answer(served) -> None:
         assert answers[i]["predictions"] == pytest.approx(
             sequential[i]["predictions"], rel=1e-12, abs=1e-12
         )
+
+
+def test_the_root_describes_the_api_and_loads_nothing(served) -> None:
+    """GET / is a page listing the API, /openapi.json and /docs.json its OpenAPI document
+    (BentoML's Swagger page, its third-party script and its assets are gone), and the
+    gateway's real answers match the document's schemas."""
+    from openapi_schema_validator import OAS31Validator
+
+    v1, gateway, _ = served
+    document = gateway.get("/openapi.json")
+    assert document.status_code == 200
+    spec = document.json()
+    assert spec["openapi"] == "3.1.0"
+    routes = {"/invocations", "/models/{name}/invocations", "/webhooks/mlflow"}
+    assert routes <= spec["paths"].keys()
+    assert gateway.get("/docs.json").json() == spec
+
+    page = gateway.get("/")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    assert "<script" not in page.text.lower()
+    urls = re.findall(r'(?:src|href)="([^"]*)"', page.text)
+    assert urls and all(url.startswith("./") for url in urls), urls
+    for gone in ("/static_content/swagger-ui-bundle.js", "/schema.json"):
+        assert gateway.get(gone).status_code == 404, gone
+
+    def conforms(answer: httpx.Response, schema: str) -> None:
+        root = {**spec, "$ref": f"#/components/schemas/{schema}"}
+        OAS31Validator(root).validate(answer.json())
+
+    conforms(gateway.get("/ping"), "Health")
+    conforms(gateway.get("/admin/models"), "GatewayState")
+    conforms(gateway.get(f"/admin/models/{v1.name}/traffic"), "TrafficView")
+    conforms(gateway.post("/invocations", json=split_payload()), "Predictions")
+    conforms(gateway.get("/no/such/route"), "Error")
