@@ -245,7 +245,8 @@ def secret(env: Mapping[str, str], name: str) -> str | None:
     try:
         return load_secret_file(path)
     except ValueError as exc:
-        raise ConfigError(f"{file_name}={path!r}: {exc}") from None
+        # Not NAME=value: a credential-named pair is masked whole in messages (redact.py).
+        raise ConfigError(f"{file_name}: {path!r}: {exc}") from None
 
 
 def split_list(raw: str | None) -> list[str]:

@@ -98,7 +98,7 @@ def test_a_file_without_a_secret_is_refused_naming_the_variable(case, tmp_path) 
     path = make(tmp_path)
     with pytest.raises(ConfigError) as refused:
         Settings.from_env({**BASE, "STAGESERVE_WEBHOOK_SECRET_FILE": str(path)})
-    assert str(refused.value) == f"STAGESERVE_WEBHOOK_SECRET_FILE={str(path)!r}: {why}"
+    assert str(refused.value) == f"STAGESERVE_WEBHOOK_SECRET_FILE: {str(path)!r}: {why}"
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
@@ -134,6 +134,18 @@ def test_a_flag_naming_a_file_without_a_secret_is_refused(command, case, tmp_pat
     assert not (tmp_path / "demo-registry").exists()
 
 
+def test_serve_says_which_file_the_variable_names(tmp_path, capsys, monkeypatch) -> None:
+    """The path is no secret: the line that refuses it shows it (not masked as a pair)."""
+    empty = tmp_path / "empty"
+    empty.write_text("\n")
+    monkeypatch.setenv("STAGESERVE_ADMIN_TOKEN_FILE", str(empty))
+    monkeypatch.delenv("STAGESERVE_ADMIN_TOKEN", raising=False)
+    assert main(["serve", "--registry-uri", "http://r:5000", "--model", "m"]) == 2
+    assert capsys.readouterr().err == (
+        f"stageserve: STAGESERVE_ADMIN_TOKEN_FILE: {str(empty)!r}: is empty\n"
+    )
+
+
 def test_serve_refuses_the_flag_with_the_variable_set(files, capsys, monkeypatch) -> None:
     monkeypatch.setenv("STAGESERVE_ADMIN_TOKEN", "from-env")
     flags = ["--registry-uri", "http://r:5000", "--model", "m"]
@@ -154,7 +166,8 @@ def test_a_relative_variable_is_resolved_before_the_workers_start(files, tmp_pat
 def test_webhooks_refuses_a_secret_file_without_a_secret(tmp_path, capsys, monkeypatch) -> None:
     monkeypatch.setenv("STAGESERVE_WEBHOOK_SECRET_FILE", str(tmp_path / "nope"))
     assert main(["webhooks", "list", "--registry-uri", "sqlite:///x.db"]) == 2
-    assert "STAGESERVE_WEBHOOK_SECRET_FILE=" in capsys.readouterr().err
+    said = f"stageserve: STAGESERVE_WEBHOOK_SECRET_FILE: {str(tmp_path / 'nope')!r}: no such file\n"
+    assert capsys.readouterr().err == said
 
 
 def test_secrets_read_from_files_are_redacted(files) -> None:
