@@ -25,6 +25,7 @@ from tests.integration.harness import (
     Gateway,
     Registered,
     free_port,
+    run_cli,
     split_payload,
 )
 from tests.support.processes import ServerProcess, mlflow_models_serve, with_venv_path
@@ -266,6 +267,37 @@ def test_health_version_and_metrics(served) -> None:
     assert "stageserve_registry_up 1.0" in metrics
     assert "stageserve_requests_total" in metrics
     assert "bentoml_" in metrics  # BentoML's own metrics are still there
+
+
+def test_status_shows_what_the_gateway_serves(served) -> None:
+    """`stageserve status` against this gateway: its table, its --json, its exit codes."""
+    v1, gateway, _ = served
+    shown = run_cli("status", "--url", gateway.url)
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0].startswith(f"gateway   {gateway.url}  ready (worker pid ")
+    assert lines[1].startswith(f"registry  {gateway.state()['watcher']['registry_uri']}  reachable")
+    assert lines[3].split()[:6] == ["MODEL", "TARGET", "VERSION", "SINCE", "STATUS", "SHARE"]
+    production, staging = (line.split() for line in lines[4:6])
+    assert production[:3] == [v1.name, "Production", v1.version]
+    assert production[-3:] == ["ready", "100%", "-"]
+    assert staging[:4] == [v1.name, "Staging", "(optional)", str(int(v1.version) + 1)]
+    assert staging[-3:] == ["ready", "0%", "-"]
+
+    env = {**os.environ, "STAGESERVE_URL": gateway.url}  # the variable, in place of --url
+    as_json = run_cli("status", "--json", env=env)
+    assert as_json.returncode == 0, as_json.stderr
+    state = json.loads(as_json.stdout)
+    assert state["ready"] is True and state["models"][0]["name"] == v1.name
+    assert [t["version"] for t in state["models"][0]["targets"]] == [
+        int(v1.version), int(v1.version) + 1,
+    ]  # fmt: skip
+
+    nobody = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    refused = run_cli("status", "--url", nobody)
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert refused.stderr.startswith(f"stageserve: no gateway answers at {nobody} (")
+    assert refused.stderr.count("\n") == 1
 
 
 def test_write_endpoints_are_off_without_their_secrets(served) -> None:
