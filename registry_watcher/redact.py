@@ -55,6 +55,10 @@ SECRET_ENV_VARS = (
 )
 # Settings holding URIs whose userinfo password is a secret too.
 URI_ENV_VARS = ("STAGESERVE_REGISTRY_URI", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+# Settings naming a file whose content is a secret (a mounted Kubernetes secret).
+SECRET_FILE_ENV_VARS = ("STAGESERVE_ADMIN_TOKEN_FILE", "STAGESERVE_WEBHOOK_SECRET_FILE")
+# A secret file holds a token, not a document: reading stops past this many characters.
+MAX_SECRET_FILE_CHARS = 65536
 
 
 def _mask_pair(match: re.Match[str]) -> str:
@@ -113,9 +117,38 @@ def uri_password(uri: str | None) -> str | None:
     return password or None
 
 
+def read_secret_file(path: str) -> str:
+    """The secret a file holds: its text without surrounding whitespace ("" if none).
+
+    Raises OSError or UnicodeError when it cannot be read, ValueError when it holds more
+    than MAX_SECRET_FILE_CHARS (a wrong path, not a secret).
+    """
+    with open(path, encoding="utf-8") as file:
+        text = file.read(MAX_SECRET_FILE_CHARS + 1)
+    if len(text) > MAX_SECRET_FILE_CHARS:
+        raise ValueError(f"holds more than {MAX_SECRET_FILE_CHARS} characters")
+    return text.strip()
+
+
+def _file_secrets(env: Mapping[str, str]) -> list[str]:
+    """The secrets of the files the environment names; a file that cannot be read is
+    skipped here (the settings refuse it at start)."""
+    found = []
+    for name in SECRET_FILE_ENV_VARS:
+        path = env.get(name, "").strip()
+        try:
+            secret = read_secret_file(path) if path else ""
+        except (OSError, ValueError):  # UnicodeError is a ValueError
+            continue
+        if secret:
+            found.append(secret)
+    return found
+
+
 def configured_secrets(env: Mapping[str, str]) -> tuple[str, ...]:
     """The secret values a process with this environment may hold."""
     found = [env[name].strip() for name in SECRET_ENV_VARS if env.get(name, "").strip()]
+    found += _file_secrets(env)
     found += [p for name in URI_ENV_VARS if (p := uri_password(env.get(name)))]
     return tuple(dict.fromkeys(found))
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from registry_watcher.redact import read_secret_file
 from registry_watcher.targets import (
     DEFAULT_TARGETS,
     Target,
@@ -78,6 +79,12 @@ SETTINGS: tuple[Setting, ...] = (
         "Bearer token for admin writes (traffic policy); unset: writes are off (403).",
     ),
     Setting(
+        "STAGESERVE_ADMIN_TOKEN_FILE",
+        None,
+        "File holding the admin token (surrounding whitespace stripped), e.g. a mounted "
+        "secret; set by --admin-token-file. Not together with STAGESERVE_ADMIN_TOKEN.",
+    ),
+    Setting(
         "STAGESERVE_ROUTING_KEY_HEADER",
         "X-Routing-Key",
         "Request header whose value pins a caller to a target under a sticky policy.",
@@ -97,6 +104,12 @@ SETTINGS: tuple[Setting, ...] = (
         "STAGESERVE_WEBHOOK_SECRET",
         None,
         "Secret of the MLflow webhook; unset: POST /webhooks/mlflow is off (404).",
+    ),
+    Setting(
+        "STAGESERVE_WEBHOOK_SECRET_FILE",
+        None,
+        "File holding the webhook secret (surrounding whitespace stripped); set by "
+        "--webhook-secret-file. Not together with STAGESERVE_WEBHOOK_SECRET.",
     ),
     Setting(
         "STAGESERVE_WEBHOOK_TOLERANCE",
@@ -202,6 +215,40 @@ def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
     return raw
 
 
+def load_secret_file(path: str) -> str:
+    """The secret a file holds, surrounding whitespace stripped; ValueError saying why
+    (in a few words) when the file is missing, unreadable or empty."""
+    try:
+        secret = read_secret_file(path)
+    except FileNotFoundError:
+        raise ValueError("no such file") from None
+    except IsADirectoryError:
+        raise ValueError("is a folder, not a file") from None
+    except OSError as exc:
+        raise ValueError(f"cannot be read ({exc.strerror or type(exc).__name__})") from None
+    except UnicodeError:
+        raise ValueError("is not UTF-8 text") from None
+    if not secret:
+        raise ValueError("is empty")
+    return secret
+
+
+def secret(env: Mapping[str, str], name: str) -> str | None:
+    """A secret set in variable ``name`` or kept in the file ``name``_FILE names; both set
+    is refused (which one would win is not obvious), as is a file with no secret."""
+    file_name = f"{name}_FILE"
+    value, path = _get(env, name), _get(env, file_name)
+    if path is None:
+        return value
+    if value is not None:
+        raise ConfigError(f"{name} and {file_name} are both set: set only one of them")
+    try:
+        return load_secret_file(path)
+    except ValueError as exc:
+        # Not NAME=value: a credential-named pair is masked whole in messages (redact.py).
+        raise ConfigError(f"{file_name}: {path!r}: {exc}") from None
+
+
 def split_list(raw: str | None) -> list[str]:
     return [part.strip() for part in (raw or "").split(",") if part.strip()]
 
@@ -301,12 +348,12 @@ class Settings:
             smoke_test=_bool(env, "STAGESERVE_SMOKE_TEST"),
             model_dir=_get(env, "STAGESERVE_MODEL_DIR"),
             log_level=(_get(env, "STAGESERVE_LOG_LEVEL") or "INFO").upper(),
-            admin_token=_get(env, "STAGESERVE_ADMIN_TOKEN"),
+            admin_token=secret(env, "STAGESERVE_ADMIN_TOKEN"),
             routing_key_header=(_get(env, "STAGESERVE_ROUTING_KEY_HEADER") or "").lower(),
             shadow_rtol=_float(env, "STAGESERVE_SHADOW_RTOL", 0.0),
             shadow_atol=_float(env, "STAGESERVE_SHADOW_ATOL", 0.0),
             shadow_queue=_int(env, "STAGESERVE_SHADOW_QUEUE", 1),
-            webhook_secret=_get(env, "STAGESERVE_WEBHOOK_SECRET"),
+            webhook_secret=secret(env, "STAGESERVE_WEBHOOK_SECRET"),
             webhook_tolerance_s=_float(env, "STAGESERVE_WEBHOOK_TOLERANCE", 1.0),
             runtime_dir=_get(env, "STAGESERVE_RUNTIME_DIR"),
             max_batch=_int(env, "STAGESERVE_MAX_BATCH", 1),

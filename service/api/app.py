@@ -1,4 +1,5 @@
-"""The HTTP surface: MLflow scoring protocol, health, and the admin and webhook APIs.
+"""The HTTP surface: MLflow scoring protocol, health, the admin and webhook APIs, and
+the description of them all (service/api/api_docs.py).
 
 A small Starlette app mounted into the BentoML service. It reads the raw body and
 headers itself (BentoML's typed APIs cannot speak MLflow's protocol byte for byte).
@@ -19,6 +20,7 @@ from starlette.routing import Route
 
 from service.api import error_pages
 from service.api.admin import admin_routes
+from service.api.api_docs import api_docs_routes
 from service.api.invocations import invocation_routes
 from service.api.webhooks import webhook_routes
 from service.gateway import Gateway
@@ -51,5 +53,6 @@ def create_app(get_gateway: Callable[[], Gateway]) -> Starlette:
             Route("/version", version, methods=["GET"]),
             *admin_routes(lambda: get_gateway().admin),
             *webhook_routes(lambda: get_gateway().webhooks),
+            *api_docs_routes(),  # /, /openapi.json, /docs.json (BentoML's: service/compat/)
         ],
     )

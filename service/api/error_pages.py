@@ -23,7 +23,7 @@ from service.errors import status_error
 def _message(request: Request, exc: HTTPException) -> str:
     where = f"{request.method} {request.url.path}"
     if exc.status_code == 404:
-        return f"No endpoint at {where}; see the gateway's HTTP API in its README."
+        return f"No endpoint at {where}; the gateway's routes are listed at GET /openapi.json."
     if exc.status_code == 405:
         allowed = (exc.headers or {}).get("Allow", "")
         return f"Method not allowed: {where}. Allowed: {allowed}."

@@ -18,8 +18,14 @@ NO_REGISTRY = "no registry: set MLFLOW_TRACKING_URI or pass --registry-uri"
 
 # Settings holding a registry URI (a database URI, a file: URI or a plain path)...
 URI_SETTINGS = ("STAGESERVE_REGISTRY_URI", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
-# ... and settings holding a folder.
-PATH_SETTINGS = ("STAGESERVE_MODEL_DIR", "STAGESERVE_RUNTIME_DIR", "BENTOML_HOME")
+# ... and settings holding a folder or a file.
+PATH_SETTINGS = (
+    "STAGESERVE_MODEL_DIR",
+    "STAGESERVE_RUNTIME_DIR",
+    "BENTOML_HOME",
+    "STAGESERVE_ADMIN_TOKEN_FILE",
+    "STAGESERVE_WEBHOOK_SECRET_FILE",
+)
 # Tracking URIs without a scheme that MLflow does not read as a local path.
 _NOT_PATHS = ("databricks", "databricks-uc")
 _SQLITE = re.compile(r"^(?P<scheme>sqlite(?:\+\w+)?):///(?P<path>[^?]*)(?P<query>\?.*)?$")

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from collections.abc import Callable
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from registry_watcher.targets import InvalidTarget, parse_target, require_mlflow_stage
-from service.config import MIN_POLL_INTERVAL_S, MIN_WORKERS
+from service.config import MIN_POLL_INTERVAL_S, MIN_WORKERS, load_secret_file
 
 Number = TypeVar("Number", int, float)
 
@@ -77,3 +79,36 @@ def non_empty(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError("cannot be empty")
     return text.strip()
+
+
+def secret_file(text: str) -> str:
+    """A file holding a secret, named absolutely (the workers run in another folder);
+    refused at once when missing, unreadable or empty. The secret itself stays in the
+    file: the workers read it from there."""
+    path = os.path.abspath(os.path.expanduser(text.strip()))
+    try:
+        load_secret_file(path)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
+    return path
+
+
+def gateway_url(text: str) -> str:
+    """A gateway's base URL, ``http(s)://host[:port]``, without a trailing slash."""
+    url = text.strip().rstrip("/")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- raises ValueError for a port out of range
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give the gateway's URL, e.g. http://127.0.0.1:3000"
+        )
+    return url
+
+
+timeout_seconds = number_flag(
+    float, lambda seconds: math.isfinite(seconds) and seconds > 0,
+    "{text} is not a number of seconds", "{text}: give a finite number of seconds above 0",
+)  # fmt: skip

@@ -1,6 +1,7 @@
 """The ``stageserve`` command: ``serve`` runs the gateway, ``demo`` runs it on a local
 registry seeded with a demo model, ``traffic`` reads and writes traffic policies,
-``webhooks`` registers the MLflow webhook. This module parses and dispatches only."""
+``webhooks`` registers the MLflow webhook, ``status`` shows what a running gateway
+serves. This module parses and dispatches only."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ import os
 import sys
 from collections.abc import Sequence
 
-from service.cli.common import registry_uri
+from service.cli.common import registry_uri, say
 from service.cli.demo_command import run_demo
 from service.cli.parser import build_parser
 from service.cli.serve_command import run_gateway
 from service.cli.serve_options import serve_env
+from service.cli.status_command import run_status
 from service.cli.traffic_command import run_traffic
 from service.cli.webhooks_command import run_webhooks
+from service.config import ConfigError, secret
 from service.ops import log_redaction
 
 
@@ -25,12 +28,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else 2
     if args.command == "serve":
         return run_gateway(serve_env(args, dict(os.environ)), args.host, args.port)
+    if args.command == "status":
+        return run_status(args)
     log_redaction.protect(os.environ)  # MLflow's own log lines quote registry URLs
     if args.command == "traffic":
         return run_traffic(args, registry_uri(args.registry_uri))
     if args.command == "webhooks":
-        secret = os.environ.get("STAGESERVE_WEBHOOK_SECRET")
-        return run_webhooks(args, registry_uri(args.registry_uri), secret)
+        try:
+            signing = secret(os.environ, "STAGESERVE_WEBHOOK_SECRET")
+        except ConfigError as exc:
+            say(str(exc))
+            return 2
+        return run_webhooks(args, registry_uri(args.registry_uri), signing)
     return run_demo(args)
 
 

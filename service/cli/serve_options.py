@@ -11,6 +11,7 @@ from service.cli.flags import (
     non_empty,
     poll_seconds,
     port_number,
+    secret_file,
     target_text,
     worker_number,
 )
@@ -29,6 +30,7 @@ def add_serve_options(parser: argparse.ArgumentParser, demo: bool = False) -> No
     parser.add_argument(
         "--poll-interval", type=poll_seconds, default=None, help="seconds between polls (2)"
     )
+    add_secret_file_options(parser)
     if demo:
         return
     parser.add_argument(
@@ -70,6 +72,24 @@ def add_serve_options(parser: argparse.ArgumentParser, demo: bool = False) -> No
     )
 
 
+def add_secret_file_options(parser: argparse.ArgumentParser) -> None:
+    """Secrets as files (never on the command line, where ``ps`` shows them)."""
+    parser.add_argument(
+        "--admin-token-file",
+        type=secret_file,
+        default=None,
+        metavar="PATH",
+        help="file holding the bearer token for admin writes (sets STAGESERVE_ADMIN_TOKEN_FILE)",
+    )
+    parser.add_argument(
+        "--webhook-secret-file",
+        type=secret_file,
+        default=None,
+        metavar="PATH",
+        help="file holding the MLflow webhook's secret (sets STAGESERVE_WEBHOOK_SECRET_FILE)",
+    )
+
+
 def serve_env(args: argparse.Namespace, base: dict[str, str]) -> dict[str, str]:
     """The environment the gateway's workers read their settings from."""
     env = dict(base)
@@ -89,4 +109,8 @@ def serve_env(args: argparse.Namespace, base: dict[str, str]) -> dict[str, str]:
         env["STAGESERVE_SMOKE_TEST"] = "false"
     if getattr(args, "on_empty", None):
         env["STAGESERVE_ON_EMPTY"] = args.on_empty
+    if getattr(args, "admin_token_file", None):
+        env["STAGESERVE_ADMIN_TOKEN_FILE"] = args.admin_token_file
+    if getattr(args, "webhook_secret_file", None):
+        env["STAGESERVE_WEBHOOK_SECRET_FILE"] = args.webhook_secret_file
     return env

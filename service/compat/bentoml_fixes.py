@@ -10,7 +10,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from service.compat import app_error_handlers, metric_endpoint_labels, timeout_middleware
+from service.compat import (
+    app_error_handlers,
+    docs_routes,
+    metric_endpoint_labels,
+    timeout_middleware,
+)
 
 log = logging.getLogger("stageserve.bentoml_fixes")
 
@@ -22,5 +27,6 @@ def install(route_templates: Iterable[str] = ()) -> bool:
         return False
     app_error_handlers.install()
     metric_endpoint_labels.install(route_templates)
+    docs_routes.install()
     log.debug("installed the BentoML fixes")
     return True

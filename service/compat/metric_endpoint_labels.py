@@ -23,18 +23,9 @@ from service.api.route_labels import RouteLabels
 
 TARGET_BENTOML = "1.4.39"
 
-# Routes of BentoML's own app around ours (system routes, schema, index and its assets).
-BENTOML_ROUTES = (
-    "/livez",
-    "/healthz",
-    "/readyz",
-    "/metrics",
-    "/schema.json",
-    "/docs.json",
-    "/",
-    "/static_content/{path:path}",
-    "/assets/{path:path}",
-)
+# Routes of BentoML's own app around ours: its system routes (its index page, assets and
+# descriptions are removed by service/compat/docs_routes.py).
+BENTOML_ROUTES = ("/livez", "/healthz", "/readyz", "/metrics")
 
 
 class _EndpointByRoute:

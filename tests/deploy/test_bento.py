@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import yaml
@@ -53,10 +54,14 @@ def test_bentoml_build_packs_the_gateway(tmp_path: Path) -> None:
         assert in_bento == in_repo, package
     assert {p.name for p in src.iterdir()} <= {*PACKAGES, "bentofile.yaml"}
 
-    # The pinned runtime versions reach the image's requirements.
-    requirements = (bento / "env" / "python" / "requirements.txt").read_text()
+    # The pinned runtime versions reach the image's requirements, and with them every
+    # runtime dependency of the pip install: the same fast HTTP stack (httptools, uvloop).
+    requirements = (bento / "env" / "python" / "requirements.txt").read_text().splitlines()
     assert "mlflow==3.17.2" in requirements
     assert "bentoml==1.4.39" in requirements
+    assert {"httptools>=0.6", "uvloop>=0.19"} <= set(requirements)
+    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    assert set(pyproject["project"]["dependencies"]) <= set(requirements)
     envs = {e["name"]: e["value"] for e in info.get("envs", [])}
     assert envs.get("STAGESERVE_TARGETS") == "Production,Staging"
 

@@ -8,6 +8,7 @@ import time
 import httpx
 import pytest
 
+from tests.integration.faulty_servers import Cable
 from tests.integration.harness import (
     ALL_FEATURES,
     ROW,
@@ -29,22 +30,24 @@ def _answers(gateway: Gateway, version: str, **headers: str) -> bool:
 
 
 def test_registry_outage_keeps_serving(mlflow_server, registry, tmp_path, model_name) -> None:
-    """Uses the session's registry server: stops it, and always starts it again."""
+    """The gateway reaches the session's registry through a Cable, cut for the outage
+    (connections refused and dropped, as from a stopped server)."""
     v1 = registry.register_ridge(model_name, ALL_FEATURES, alpha=1.0)
     registry.transition(model_name, v1.version, "Production")
+    cable = Cable(mlflow_server.uri)
     gateway = Gateway(
-        tmp_path, mlflow_server.uri, [model_name], "--poll-interval", str(POLL),
+        tmp_path, cable.uri, [model_name], "--poll-interval", str(POLL),
         env={"STAGESERVE_MAX_BACKOFF": "2"},
     ).start()  # fmt: skip
     try:
         with Load(gateway.url) as load:
-            mlflow_server.stop()
+            cable.cut()
             before_outage = len(load.results)
             assert wait_until(lambda: gateway.state()["watcher"]["consecutive_failures"] >= 3, 30)
             during = gateway.state()
             metrics = gateway.get("/metrics").text
             served_during_outage = len(load.results) - before_outage
-            mlflow_server.start()
+            cable.plug()
             assert wait_until(lambda: gateway.state()["watcher"]["reachable"] is True, 30)
             v2 = registry.register_ridge(model_name, ALL_FEATURES, alpha=0.1)
             registry.transition(model_name, v2.version, "Production")
@@ -61,8 +64,7 @@ def test_registry_outage_keeps_serving(mlflow_server, registry, tmp_path, model_
         assert polls[(("outcome", "error"),)] >= 3
     finally:
         gateway.stop()
-        if mlflow_server.proc is None:
-            mlflow_server.start()
+        cable.cut()
 
 
 RAISING_MODEL = """

@@ -1,6 +1,7 @@
 """No credential in any answer or log line: a gateway whose registry URI carries a
-password, with an admin token, a webhook secret and MLflow credentials set, through a
-registry outage and a failed admin write; then the CLI against the dead registry."""
+password, with an admin token (read from --admin-token-file), a webhook secret and MLflow
+credentials set, through a registry outage and a failed admin write; then the CLI against
+the dead registry."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import subprocess
 
 import httpx
+import psutil
 import pytest
 
 from tests.integration.harness import (
@@ -63,10 +65,12 @@ def test_no_secret_in_any_answer_or_log(tmp_path, model_name) -> None:
         v1 = registry.register_ridge(model_name, ALL_FEATURES, alpha=1.0)
         registry.transition(model_name, v1.version, "Production")
         uri = f"http://user:{PASSWORD}@127.0.0.1:{server.port}"
+        token_file = tmp_path / "admin-token"
+        token_file.write_text(f"{ADMIN_TOKEN}\n")  # as a mounted secret or `echo` writes it
         gateway = Gateway(
             tmp_path, uri, [model_name], "--poll-interval", "0.3",
+            "--admin-token-file", str(token_file),
             env={
-                "STAGESERVE_ADMIN_TOKEN": ADMIN_TOKEN,
                 "STAGESERVE_WEBHOOK_SECRET": WEBHOOK_SECRET,
                 "MLFLOW_TRACKING_USERNAME": "user",
                 "MLFLOW_TRACKING_PASSWORD": TRACKING_PASSWORD,
@@ -82,6 +86,20 @@ def test_no_secret_in_any_answer_or_log(tmp_path, model_name) -> None:
         seen.add("metrics", gateway.get("/metrics"))
         seen.add("traffic", gateway.get(f"/admin/models/{model_name}/traffic"))
         seen.add("webhook unsigned", gateway.post("/webhooks/mlflow", json={"x": 1}))
+        policy_url = f"{gateway.url}/admin/models/{model_name}/traffic"
+        policy = {"weights": {"Production": 100}}
+        wrong = seen.add("admin write, wrong token", httpx.put(
+            policy_url, json=policy, headers={"Authorization": "Bearer not-the-token"}, timeout=60
+        ))  # fmt: skip
+        assert wrong.status_code == 401, wrong.text
+        accepted = seen.add("admin write", httpx.put(
+            policy_url, json=policy, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=60
+        ))  # fmt: skip
+        assert accepted.status_code == 200, accepted.text  # the token the file holds
+        assert accepted.json()["policy"]["weights"] == {"Production": 100}
+        gateway_processes = [psutil.Process(gateway.proc.pid), *gateway.descendants()]
+        command_lines = [" ".join(p.cmdline()) for p in gateway_processes]  # what ps shows
+        assert not any(ADMIN_TOKEN in line for line in command_lines)
 
         server.stop()  # outage: poll failures quote the URL in their exceptions
         assert wait_until(
@@ -104,6 +122,12 @@ def test_no_secret_in_any_answer_or_log(tmp_path, model_name) -> None:
         seen.add("ping down", gateway.get("/ping"))
         seen.add("metrics down", gateway.get("/metrics"))
         seen.add("traffic down", gateway.get(f"/admin/models/{model_name}/traffic"))
+        status = seen.cli("status down", run_cli("status", "--url", gateway.url))
+        assert status.returncode == 0, status.stderr  # fail static: still ready
+        registry_line = status.stdout.splitlines()[1]
+        assert registry_line.startswith(
+            f"registry  http://***@127.0.0.1:{server.port}  UNREACHABLE"
+        )
 
         shown = seen.cli("traffic show", cli("traffic", "show", model_name, "--registry-uri", uri))
         assert shown.returncode != 0 and "Traceback" not in shown.stderr

@@ -11,6 +11,7 @@ import io
 import json
 import os
 import random
+import re
 import socket
 from collections.abc import Iterator
 
@@ -24,6 +25,7 @@ from tests.integration.harness import (
     Gateway,
     Registered,
     free_port,
+    run_cli,
     split_payload,
 )
 from tests.support.processes import ServerProcess, mlflow_models_serve, with_venv_path
@@ -267,6 +269,37 @@ def test_health_version_and_metrics(served) -> None:
     assert "bentoml_" in metrics  # BentoML's own metrics are still there
 
 
+def test_status_shows_what_the_gateway_serves(served) -> None:
+    """`stageserve status` against this gateway: its table, its --json, its exit codes."""
+    v1, gateway, _ = served
+    shown = run_cli("status", "--url", gateway.url)
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0].startswith(f"gateway   {gateway.url}  ready (worker pid ")
+    assert lines[1].startswith(f"registry  {gateway.state()['watcher']['registry_uri']}  reachable")
+    assert lines[3].split()[:6] == ["MODEL", "TARGET", "VERSION", "SINCE", "STATUS", "SHARE"]
+    production, staging = (line.split() for line in lines[4:6])
+    assert production[:3] == [v1.name, "Production", v1.version]
+    assert production[-3:] == ["ready", "100%", "-"]
+    assert staging[:4] == [v1.name, "Staging", "(optional)", str(int(v1.version) + 1)]
+    assert staging[-3:] == ["ready", "0%", "-"]
+
+    env = {**os.environ, "STAGESERVE_URL": gateway.url}  # the variable, in place of --url
+    as_json = run_cli("status", "--json", env=env)
+    assert as_json.returncode == 0, as_json.stderr
+    state = json.loads(as_json.stdout)
+    assert state["ready"] is True and state["models"][0]["name"] == v1.name
+    assert [t["version"] for t in state["models"][0]["targets"]] == [
+        int(v1.version), int(v1.version) + 1,
+    ]  # fmt: skip
+
+    nobody = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    refused = run_cli("status", "--url", nobody)
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert refused.stderr.startswith(f"stageserve: no gateway answers at {nobody} (")
+    assert refused.stderr.count("\n") == 1
+
+
 def test_write_endpoints_are_off_without_their_secrets(served) -> None:
     """This gateway runs without STAGESERVE_WEBHOOK_SECRET and STAGESERVE_ADMIN_TOKEN."""
     v1, gateway, _ = served
@@ -307,3 +340,39 @@ def test_concurrent_requests_each_get_their_own_answer(served) -> None:
         assert answers[i]["predictions"] == pytest.approx(
             sequential[i]["predictions"], rel=1e-12, abs=1e-12
         )
+
+
+def test_the_root_describes_the_api_and_loads_nothing(served) -> None:
+    """GET / is a page listing the API, /openapi.json and /docs.json its OpenAPI document
+    (BentoML's Swagger page, its third-party script and its assets are gone), and the
+    gateway's real answers match the document's schemas."""
+    from openapi_schema_validator import OAS31Validator
+
+    v1, gateway, _ = served
+    document = gateway.get("/openapi.json")
+    assert document.status_code == 200
+    spec = document.json()
+    assert spec["openapi"] == "3.1.0"
+    routes = {"/invocations", "/models/{name}/invocations", "/webhooks/mlflow"}
+    assert routes <= spec["paths"].keys()
+    assert gateway.get("/docs.json").json() == spec
+
+    page = gateway.get("/")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    assert "<script" not in page.text.lower()
+    urls = re.findall(r'(?:src|href)="([^"]*)"', page.text)
+    assert urls and all(url.startswith("./") for url in urls), urls
+    for gone in ("/static_content/swagger-ui-bundle.js", "/schema.json"):
+        assert gateway.get(gone).status_code == 404, gone
+
+    def conforms(answer: httpx.Response, schema: str) -> None:
+        root = {**spec, "$ref": f"#/components/schemas/{schema}"}
+        OAS31Validator(root).validate(answer.json())
+
+    conforms(gateway.get("/ping"), "Health")
+    conforms(gateway.get("/admin/models"), "GatewayState")
+    conforms(gateway.get(f"/admin/models/{v1.name}/traffic"), "TrafficView")
+    conforms(gateway.post("/invocations", json=split_payload()), "Predictions")
+    conforms(gateway.get("/no/such/route"), "Error")

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 import service.compat
-from service.compat import bentoml_fixes, metric_endpoint_labels, timeout_middleware
+from service.compat import bentoml_fixes, docs_routes, metric_endpoint_labels, timeout_middleware
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 bentoml_fixes.install()
@@ -104,3 +104,13 @@ def test_bentoml_system_routes_are_known_to_the_route_labels() -> None:
 
     system = [route.path for route in Factory().get_system_routes()]
     assert set(system) <= set(metric_endpoint_labels.BENTOML_ROUTES)
+
+
+def test_bentoml_still_names_the_docs_routes_the_fix_removes() -> None:
+    from _bentoml_impl.server.app import ServiceAppFactory
+
+    factory_call = original(ServiceAppFactory.__call__)
+    assert parameters(factory_call) == ["self"]
+    source = inspect.getsource(factory_call)
+    for name in docs_routes.REMOVED_ROUTE_NAMES:
+        assert f'name="{name}"' in source, name

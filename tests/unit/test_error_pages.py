@@ -75,6 +75,7 @@ def test_unknown_path_is_a_json_404() -> None:
     assert answer.headers["content-type"] == "application/json"
     assert answer.json()["error_code"] == "ENDPOINT_NOT_FOUND"
     assert "GET /nope" in answer.json()["message"]
+    assert "/openapi.json" in answer.json()["message"]  # where the routes are listed
 
 
 def test_wrong_method_is_a_json_405_with_allow() -> None:

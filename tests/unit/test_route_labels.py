@@ -27,8 +27,10 @@ LABELS = RouteLabels([*BENTOML_ROUTES, *APP_ROUTES])
         ("/ping", "/ping"),
         ("/readyz", "/readyz"),
         ("/metrics", "/metrics"),
-        ("/static_content/swagger.js", "/static_content/{path}"),
         ("/", "/"),
+        ("/openapi.json", "/openapi.json"),
+        ("/docs.json", "/docs.json"),
+        ("/static_content/swagger.js", OTHER),  # BentoML's Swagger assets are not served
         ("/wp-login.php", OTHER),
         ("/invocations/", OTHER),
         ("/models/fraud", OTHER),
