@@ -14,8 +14,6 @@ interval; it never sleeps.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import secrets
 import shutil
@@ -31,7 +29,6 @@ import pytest
 from mlflow import MlflowClient
 
 from service.cli.demo import read_state
-from service.cli.parser import build_parser
 from tests.integration.harness import REPO_ROOT, TEST_ONLY_ENV, free_port, split_payload
 from tests.integration.readme_snippets import caught_up, missing_output, readme_snippets
 from tests.support.processes import ServerProcess, python_command, wait_until
@@ -58,25 +55,11 @@ class Demo:
         return caught_up(read_state(client), admin)
 
 
-def demo_takes(flag: str) -> bool:
-    """Whether `stageserve demo` has ``flag`` (one that takes a value)."""
-    with contextlib.redirect_stderr(io.StringIO()):
-        try:
-            build_parser().parse_args(["demo", flag, "x"])
-        except SystemExit:
-            return False
-    return True
-
-
-def admin_token_start(home: Path) -> tuple[list[str], dict[str, str]]:
-    """The flags and environment that start the demo with the README's admin token:
-    `--admin-token-file demo-admin-token`. Until that flag is merged (issue 11, item 3)
-    the token goes through the environment, which the demo passes to its workers."""
-    token = secrets.token_urlsafe(32)
-    (home / TOKEN_FILE).write_text(token + "\n")
-    if demo_takes("--admin-token-file"):
-        return ["--admin-token-file", TOKEN_FILE], {}
-    return [], {"STAGESERVE_ADMIN_TOKEN": token}
+def admin_token_file(home: Path) -> list[str]:
+    """The README's way to start the demo with an admin token: a file, named relative
+    to the user's folder, `--admin-token-file demo-admin-token`."""
+    (home / TOKEN_FILE).write_text(secrets.token_urlsafe(32) + "\n")
+    return ["--admin-token-file", TOKEN_FILE]
 
 
 def user_folder(root: Path) -> Path:
@@ -100,13 +83,13 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     root = tmp_path_factory.mktemp("demo")
     home = user_folder(root)
     port = free_port()
-    token_flags, token_env = admin_token_start(home)
     command = python_command(
         "service.cli.main", "demo",
-        "--dir", "demo-registry", "--port", str(port), "--poll-interval", "0.5", *token_flags,
+        "--dir", "demo-registry", "--port", str(port), "--poll-interval", "0.5",
+        *admin_token_file(home),
     )  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k not in TEST_ONLY_ENV}
-    env.update(token_env, PYTHONPATH=str(REPO_ROOT), STAGESERVE_MODEL_DIR=str(root / "models"))
+    env.update(PYTHONPATH=str(REPO_ROOT), STAGESERVE_MODEL_DIR=str(root / "models"))
     process = ServerProcess(
         "stageserve demo", command, root / "demo.log", port, env=env, cwd=home, probe_timeout=10
     )
