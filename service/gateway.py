@@ -76,7 +76,10 @@ class Gateway:
 
         # --- the model lifecycle: registry -> watcher -> pool
         self.loader = loader or VersionLoader(
-            settings.model_dir, settings.smoke_test, settings.max_batch
+            settings.model_dir,
+            settings.smoke_test,
+            settings.max_batch,
+            targets_of=lambda ref: [s.target.text for s in self.pool.slots() if s.desired == ref],
         )
         self.pool = ModelPool[LoadedVersion](
             targets,
