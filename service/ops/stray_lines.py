@@ -28,9 +28,7 @@ class LineLogger(io.TextIOBase):
         self._pending = ""
         self._lock = threading.Lock()
 
-    @property
-    def encoding(self) -> str:  # type: ignore[override]  # io.TextIOBase types it as a property
-        return "utf-8"
+    encoding = "utf-8"  # what a caller checking the stream's encoding may write
 
     def writable(self) -> bool:
         return True
