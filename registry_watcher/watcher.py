@@ -2,7 +2,8 @@
 
 Polling is the source of truth. A failed poll keeps the last known good state (the
 service keeps serving what it loaded) and the next poll comes after the usual
-interval, jittered (``schedule.py`` says why polls do not back off).
+interval, jittered (``schedule.py`` says why polls do not back off); ``outage.py``
+words what the log says of it.
 ``refresh_now()`` cuts the current wait short, for webhooks and tests.
 """
 
@@ -17,6 +18,7 @@ from typing import Protocol
 
 from registry_watcher.background import BackgroundLoop
 from registry_watcher.diagnosis import ResolutionDiagnosis
+from registry_watcher.outage import OutageLog
 from registry_watcher.redact import redact, redact_url
 from registry_watcher.schedule import PollSchedule
 from registry_watcher.snapshot import (
@@ -106,6 +108,8 @@ class RegistryWatcher:
         self.status = WatcherStatus(
             registry_uri=redact_url(registry_uri), poll_interval_s=poll_interval_s
         )
+        # Says an outage once in full, then in one short line per poll.
+        self._outage = OutageLog(registry_uri)
         # Says once, with what exists, why a model or target resolves to nothing.
         self._diagnosis = ResolutionDiagnosis(targets, getattr(reader, "model_names", None))
 
@@ -143,11 +147,8 @@ class RegistryWatcher:
             self.status.reachable = False
             self.status.polls += 1
             self.status.last_poll_duration_s = duration
-            log.warning(
-                "registry poll failed (%d in a row): %s",
-                self.status.consecutive_failures,
-                self.status.last_error,
-            )
+            for level, line in self._outage.failed(exc, time.time(), time.monotonic()):
+                log.log(level, "%s", line)
             result = PollResult(ok=False, duration_s=duration, error=self.status.last_error)
             self._report(result)
             return result
@@ -165,6 +166,8 @@ class RegistryWatcher:
         self.status.reachable = True
         self.status.last_success_at = time.time()
         self.status.last_poll_duration_s = duration
+        for level, line in self._outage.succeeded(time.monotonic()):
+            log.log(level, "%s", line)
         if diff or first:
             for change in diff.target_changes:
                 log.info(

@@ -23,7 +23,8 @@ PREDICTION_URL_PATTERN = r"^[a-z]+://[^/]*/(models/.+/)?invocations$"
 
 def service_options(env: Mapping[str, str]) -> dict[str, Any]:
     """Keyword arguments for ``@bentoml.service``, from STAGESERVE_WORKERS and
-    STAGESERVE_TRACE_PREDICTIONS (the access log is stageserve's own metrics' job)."""
+    STAGESERVE_TRACE_PREDICTIONS (BentoML's access log stays off: stageserve's own,
+    ``--access-log``, says which model, target and version answered)."""
     options: dict[str, Any] = {
         "workers": worker_count(env),
         "logging": {"access": {"enabled": False}},

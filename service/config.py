@@ -19,6 +19,8 @@ from registry_watcher.targets import (
     parse_targets,
     require_mlflow_stage,
 )
+from service.ops.log_format import LOG_FORMATS
+from service.ops.log_levels import LOG_LEVELS
 
 
 class ConfigError(ValueError):
@@ -66,7 +68,23 @@ SETTINGS: tuple[Setting, ...] = (
         "Most concurrent requests answered by one predict call per version; 1 turns batching off.",
     ),
     Setting("STAGESERVE_MODEL_DIR", None, "Where downloaded versions live (default: a temp dir)."),
-    Setting("STAGESERVE_LOG_LEVEL", "INFO", "Log level of stageserve's own loggers."),
+    Setting(
+        "STAGESERVE_LOG_LEVEL",
+        "INFO",
+        "Log level of stageserve's own loggers (DEBUG, INFO, WARNING, ERROR, CRITICAL); "
+        "DEBUG turns on the libraries' debug records too, higher levels never quiet them.",
+    ),
+    Setting(
+        "STAGESERVE_LOG_FORMAT",
+        "text",
+        "Log lines of every process and library: text, or json (one JSON object per line).",
+    ),
+    Setting(
+        "STAGESERVE_ACCESS_LOG",
+        "false",
+        "Log one line per prediction request (method, path, status, model, target, version, "
+        "request id, latency) on the stageserve.access logger.",
+    ),
     Setting(
         "STAGESERVE_TRACE_PREDICTIONS",
         "false",
@@ -206,6 +224,7 @@ def _bool(env: Mapping[str, str], name: str) -> bool:
 
 
 ON_EMPTY_CHOICES = ("keep", "unload")
+LEVEL_CHOICES = tuple(level.lower() for level in LOG_LEVELS)
 
 
 def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
@@ -271,6 +290,20 @@ def worker_count(env: Mapping[str, str]) -> int:
     return _int(env, "STAGESERVE_WORKERS", MIN_WORKERS)
 
 
+def log_level(env: Mapping[str, str]) -> str:
+    """STAGESERVE_LOG_LEVEL, upper-cased; read at import by every process (its logging)."""
+    return _choice(env, "STAGESERVE_LOG_LEVEL", LEVEL_CHOICES).upper()
+
+
+def log_format(env: Mapping[str, str]) -> str:
+    """STAGESERVE_LOG_FORMAT: text or json; read at import by every process."""
+    return _choice(env, "STAGESERVE_LOG_FORMAT", LOG_FORMATS)
+
+
+def access_log(env: Mapping[str, str]) -> bool:
+    return _bool(env, "STAGESERVE_ACCESS_LOG")
+
+
 def trace_predictions(env: Mapping[str, str]) -> bool:
     """Read at import by service/bentoml_options.py: BentoML takes its config then."""
     return _bool(env, "STAGESERVE_TRACE_PREDICTIONS")
@@ -314,6 +347,8 @@ class Settings:
     header_timeout_s: float = 10.0
     on_empty: str = "keep"
     load_timeout_s: float = 600.0
+    log_format: str = "text"
+    access_log: bool = False
 
     @property
     def required_target(self) -> Target:
@@ -347,7 +382,7 @@ class Settings:
             max_body_bytes=_int(env, "STAGESERVE_MAX_BODY_BYTES", 1),
             smoke_test=_bool(env, "STAGESERVE_SMOKE_TEST"),
             model_dir=_get(env, "STAGESERVE_MODEL_DIR"),
-            log_level=(_get(env, "STAGESERVE_LOG_LEVEL") or "INFO").upper(),
+            log_level=log_level(env),
             admin_token=secret(env, "STAGESERVE_ADMIN_TOKEN"),
             routing_key_header=(_get(env, "STAGESERVE_ROUTING_KEY_HEADER") or "").lower(),
             shadow_rtol=_float(env, "STAGESERVE_SHADOW_RTOL", 0.0),
@@ -364,4 +399,6 @@ class Settings:
             header_timeout_s=head_limits(env)[1],
             on_empty=_choice(env, "STAGESERVE_ON_EMPTY", ON_EMPTY_CHOICES),
             load_timeout_s=_float(env, "STAGESERVE_LOAD_TIMEOUT", 0.1),
+            log_format=log_format(env),
+            access_log=access_log(env),
         )

@@ -31,6 +31,7 @@ from service.lifecycle.availability import policy_for
 from service.lifecycle.backoff import ExponentialBackoff
 from service.lifecycle.loader import VersionLoader
 from service.lifecycle.pool import Loader, ModelPool, PoolObserver
+from service.ops.access_log import AccessLog
 from service.ops.log_limits import limit_per_request_warnings
 from service.ops.metric_files import MetricFileSweeper, multiprocess_dir
 from service.ops.metrics import get_metrics
@@ -75,7 +76,10 @@ class Gateway:
 
         # --- the model lifecycle: registry -> watcher -> pool
         self.loader = loader or VersionLoader(
-            settings.model_dir, settings.smoke_test, settings.max_batch
+            settings.model_dir,
+            settings.smoke_test,
+            settings.max_batch,
+            targets_of=lambda ref: [s.target.text for s in self.pool.slots() if s.desired == ref],
         )
         self.pool = ModelPool[LoadedVersion](
             targets,
@@ -139,6 +143,7 @@ class Gateway:
             ConnectionRecycler(settings.keepalive_max_requests if settings.workers > 1 else 0),
             settings.max_body_bytes,
             settings.routing_key_header,
+            AccessLog() if settings.access_log else None,
         )
         self.admin = AdminApi(self.view, self.traffic, settings.admin_token)
         self.webhooks = WebhookApi(

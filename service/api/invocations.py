@@ -4,13 +4,15 @@ Reads the body (with a size limit) and the headers that steer the request, hands
 to the request path (service/request_path.py), and answers its result in MLflow's
 scoring protocol. Every prediction request is counted once in
 stageserve_requests_total: by the request path once it has the body, as a refusal
-before that.
+before that. With the access log on (service/ops/access_log.py) each one is logged
+once too; with it off nothing of it is computed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -22,7 +24,8 @@ from service.api.bodies import read_body
 from service.api.connections import ConnectionRecycler
 from service.api.responses import error_response
 from service.errors import JSON, ServingError, internal_error
-from service.request_path import RequestPath
+from service.ops.access_log import REQUEST_ID_HEADER, AccessLog, access_entry
+from service.request_path import Answer, RequestPath
 from service.traffic.pinning import TARGET_HEADER
 
 log = logging.getLogger("stageserve.http")
@@ -36,11 +39,45 @@ class Invocations:
     connections: ConnectionRecycler  # spreads keep-alive connections over the workers
     max_body_bytes: int
     routing_key_header: str
+    access_log: AccessLog | None = None  # None: off
+
+
+# What one request came to: the response, the model it named, the answer if it got one.
+Outcome = tuple[Response, str | None, Answer | None]
 
 
 def invocation_routes(get: Callable[[], Invocations]) -> list[Route]:
     async def invoke(request: Request, model: str | None) -> Response:
         parts = get()
+        if parts.access_log is None:
+            return (await respond(parts, request, model))[0]
+        return await respond_logged(parts.access_log, parts, request, model)
+
+    async def respond_logged(
+        access: AccessLog, parts: Invocations, request: Request, model: str | None
+    ) -> Response:
+        started = time.perf_counter()
+        # Cancelled (BentoML's request timeout, which answers 504) unless it returns.
+        status, name, answer = 504, model, None
+        try:
+            response, name, answer = await respond(parts, request, model)
+            status = response.status_code
+            return response
+        finally:
+            access.record(
+                access_entry(
+                    request.method,
+                    request.scope.get("raw_path") or request.scope["path"],
+                    status,
+                    answer.model if answer is not None else name,
+                    answer.target.text if answer is not None else None,
+                    answer.version if answer is not None else None,
+                    request.headers.get(REQUEST_ID_HEADER),
+                    time.perf_counter() - started,
+                )
+            )
+
+    async def respond(parts: Invocations, request: Request, model: str | None) -> Outcome:
         requests = parts.requests
         name = model
         try:
@@ -51,14 +88,14 @@ def invocation_routes(get: Callable[[], Invocations]) -> list[Route]:
             )
         except ServingError as error:
             requests.count_refused(name, error.outcome)
-            return error_response(error)
+            return error_response(error), name, None
         except asyncio.CancelledError:  # BentoML's request timeout, while reading the body
             requests.count_refused(name, "timeout")
             raise
         except Exception:
             requests.count_refused(name, "error")
             log.exception("unexpected error while reading a prediction request")
-            return error_response(internal_error())
+            return error_response(internal_error()), name, None
         asked = request.headers
         try:
             answer = await requests.invoke(
@@ -69,14 +106,14 @@ def invocation_routes(get: Callable[[], Invocations]) -> list[Route]:
                 asked.get(parts.routing_key_header),
             )
         except ServingError as error:
-            return error_response(error)
+            return error_response(error), name, None
         except Exception:
             log.exception("unexpected error while serving a prediction")
-            return error_response(internal_error())
+            return error_response(internal_error()), name, None
         headers = answer.headers()
         if parts.connections.should_close(request.scope.get("client")):
             headers["Connection"] = "close"
-        return Response(answer.body, media_type=JSON, headers=headers)
+        return Response(answer.body, media_type=JSON, headers=headers), name, answer
 
     async def invocations(request: Request) -> Response:
         return await invoke(request, None)

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from registry_watcher.targets import InvalidTarget, parse_target, require_mlflow_stage
 from service.config import MIN_POLL_INTERVAL_S, MIN_WORKERS, load_secret_file
+from service.ops.log_levels import LOG_LEVELS
 
 Number = TypeVar("Number", int, float)
 
@@ -64,6 +65,16 @@ def target_text(text: str) -> str:
         return require_mlflow_stage(parse_target(text)).text
     except InvalidTarget as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def log_level(text: str) -> str:
+    """A log level by name, in any case: DEBUG, INFO, WARNING, ERROR or CRITICAL."""
+    level = text.strip().upper()
+    if level not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a log level (one of {', '.join(LOG_LEVELS)})"
+        )
+    return level
 
 
 def model_name(text: str) -> str:

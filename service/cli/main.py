@@ -18,7 +18,7 @@ from service.cli.status_command import run_status
 from service.cli.traffic_command import run_traffic
 from service.cli.webhooks_command import run_webhooks
 from service.config import ConfigError, secret
-from service.ops import log_redaction
+from service.ops import log_redaction, log_setup
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -26,6 +26,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # a refused flag (2) or --help (0): argparse printed why
         return exc.code if isinstance(exc.code, int) else 2
+    if args.command in ("serve", "demo"):  # this process's lines, in the gateway's format
+        log_setup.configure(log_setup.LogOptions.lenient(serve_env(args, dict(os.environ))))
     if args.command == "serve":
         return run_gateway(serve_env(args, dict(os.environ)), args.host, args.port)
     if args.command == "status":

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 
 from service.cli.flags import (
+    log_level,
     model_name,
     non_empty,
     poll_seconds,
@@ -16,6 +17,7 @@ from service.cli.flags import (
     worker_number,
 )
 from service.config import ON_EMPTY_CHOICES
+from service.ops.log_format import LOG_FORMATS
 
 
 def add_serve_options(parser: argparse.ArgumentParser, demo: bool = False) -> None:
@@ -31,6 +33,26 @@ def add_serve_options(parser: argparse.ArgumentParser, demo: bool = False) -> No
         "--poll-interval", type=poll_seconds, default=None, help="seconds between polls (2)"
     )
     add_secret_file_options(parser)
+    parser.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default=None,
+        help="log lines as text (default) or json, one object per line, for every process "
+        "and library",
+    )
+    parser.add_argument(
+        "--log-level",
+        type=log_level,
+        default=None,
+        metavar="LEVEL",
+        help="level of stageserve's own logs (default INFO); DEBUG shows the libraries' "
+        "debug records too, higher levels never quiet the libraries' warnings",
+    )
+    parser.add_argument(
+        "--access-log",
+        action="store_true",
+        help="log one line per prediction request (stageserve.access)",
+    )
     if demo:
         return
     parser.add_argument(
@@ -107,6 +129,12 @@ def serve_env(args: argparse.Namespace, base: dict[str, str]) -> dict[str, str]:
         env["STAGESERVE_MODEL_DIR"] = args.model_dir
     if getattr(args, "no_smoke_test", False):
         env["STAGESERVE_SMOKE_TEST"] = "false"
+    if getattr(args, "log_format", None):
+        env["STAGESERVE_LOG_FORMAT"] = args.log_format
+    if getattr(args, "log_level", None):
+        env["STAGESERVE_LOG_LEVEL"] = args.log_level
+    if getattr(args, "access_log", False):
+        env["STAGESERVE_ACCESS_LOG"] = "true"
     if getattr(args, "on_empty", None):
         env["STAGESERVE_ON_EMPTY"] = args.on_empty
     if getattr(args, "admin_token_file", None):

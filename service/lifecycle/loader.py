@@ -2,7 +2,9 @@
 
 Download, ``mlflow.pyfunc.load_model``, then a smoke test through the full request path;
 the result is a ``LoadedVersion`` (service/inference/loaded_version.py), the servable.
-Failures are ``LoadError``s (service/lifecycle/servable.py) that name the stage.
+Failures are ``LoadError``s (service/lifecycle/servable.py) that name the stage. The
+log says what is about to be downloaded (and how big) before the download, its progress
+while a big one runs (service/lifecycle/download_watch.py), and the load time after.
 """
 
 from __future__ import annotations
@@ -13,14 +15,19 @@ import shutil
 import tempfile
 import time
 import weakref
+from collections.abc import Callable, Sequence
 
+from registry_watcher.redact import redact
 from registry_watcher.state import VersionRef
 from service.errors import ServingError
 from service.inference.codec import CONTENT_TYPE_JSON
 from service.inference.invocation import accepts_params
 from service.inference.loaded_version import DEFAULT_MAX_BATCH, LoadedVersion
+from service.lifecycle.download_progress import DEFAULT_INTERVAL_S, ProgressReport, start_message
+from service.lifecycle.download_watch import ProgressTicker, list_artifacts
 from service.lifecycle.servable import LoadError
 from service.lifecycle.worker_dirs import WorkerDir
+from service.ops.log_format import fields
 
 log = logging.getLogger("stageserve.loader")
 
@@ -65,11 +72,15 @@ class VersionLoader:
         model_dir: str | None = None,
         run_smoke_test: bool = True,
         max_batch: int = DEFAULT_MAX_BATCH,
+        targets_of: Callable[[VersionRef], Sequence[str]] = lambda ref: (),
+        progress_interval_s: float = DEFAULT_INTERVAL_S,
     ) -> None:
         self._worker_dir = WorkerDir.claim(model_dir)
         self._root = self._worker_dir.path
         self._run_smoke_test = run_smoke_test
         self._max_batch = max_batch
+        self._targets_of = targets_of  # the targets waiting for a version, for the log
+        self._progress_interval_s = progress_interval_s
 
     def close(self) -> None:
         """Remove every version this loader downloaded (the worker is stopping)."""
@@ -81,10 +92,19 @@ class VersionLoader:
         started = time.monotonic()
         safe_name = "".join(c if c.isalnum() or c in "-_" else "_" for c in ref.model)
         local_root = tempfile.mkdtemp(prefix=f"{safe_name}-v{ref.version}-", dir=self._root)
+        targets = self._targets_of(ref)
+        about = fields(model=ref.model, version=ref.version, target=", ".join(targets) or None)
+        listing = list_artifacts(ref.uri)
+        source = redact(ref.source or ref.uri)
+        log.info("%s", start_message(ref.model, ref.version, targets, source, listing), extra=about)
+        progress = ProgressReport(
+            ref.model, ref.version, listing.total_bytes if listing is not None else None
+        )
         try:
-            local_dir = mlflow.artifacts.download_artifacts(
-                artifact_uri=ref.uri, dst_path=local_root
-            )
+            with ProgressTicker(progress, local_root, log, self._progress_interval_s, about):
+                local_dir = mlflow.artifacts.download_artifacts(
+                    artifact_uri=ref.uri, dst_path=local_root
+                )
         except Exception as exc:
             _remove_dir(local_root)
             raise LoadError(
@@ -116,5 +136,6 @@ class VersionLoader:
             ref.version,
             loaded.load_duration_s,
             " (smoke test passed)" if loaded.smoke_tested else "",
+            extra=about,
         )
         return loaded

@@ -3,6 +3,7 @@
 The same requests go to MLflow's own scoring server and to stageserve on the same
 model version; successful answers must be identical (a client of one works
 unchanged against the other), and bad input must get a 4xx MLflow error, never a 500.
+The gateway logs JSON with its access log on: its whole output is checked at the end.
 """
 
 from __future__ import annotations
@@ -28,7 +29,12 @@ from tests.integration.harness import (
     run_cli,
     split_payload,
 )
-from tests.support.processes import ServerProcess, mlflow_models_serve, with_venv_path
+from tests.support.processes import (
+    ServerProcess,
+    mlflow_models_serve,
+    wait_until,
+    with_venv_path,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +57,10 @@ def served(mlflow_server, registry, tmp_path_factory) -> Iterator[tuple[Register
     env = with_venv_path(dict(os.environ, MLFLOW_TRACKING_URI=mlflow_server.uri))
     command = mlflow_models_serve(f"models:/{name}/{v1.version}", port)
     peer = ServerProcess("mlflow models serve", command, log, port, env=env).launch()
-    gateway = Gateway(root, mlflow_server.uri, [name], "--poll-interval", "0.5")
+    gateway = Gateway(
+        root, mlflow_server.uri, [name], "--poll-interval", "0.5",
+        "--log-format", "json", "--access-log",
+    )  # fmt: skip
     try:
         gateway.start()
         peer_url = peer.wait_ready(120).url
@@ -376,3 +385,70 @@ def test_the_root_describes_the_api_and_loads_nothing(served) -> None:
     conforms(gateway.get(f"/admin/models/{v1.name}/traffic"), "TrafficView")
     conforms(gateway.post("/invocations", json=split_payload()), "Predictions")
     conforms(gateway.get("/no/such/route"), "Error")
+
+
+def _log_records(gateway: Gateway) -> list[dict]:
+    """Every non-empty line of the gateway's output (stdout and stderr), parsed: any line
+    that is not one JSON object fails the test."""
+    records = []
+    for number, line in enumerate(gateway.log.read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                raise AssertionError(f"line {number} is not JSON: {line!r}") from None
+            assert isinstance(record, dict), line
+            records.append(record)
+    return records
+
+
+def test_json_logs_every_line_and_an_access_record_per_prediction(served) -> None:
+    v1, gateway, _ = served
+    ok = gateway.post("/invocations", json=split_payload(), headers={"X-Request-Id": "log-ok-1"})
+    staging = gateway.post(
+        "/invocations",
+        json=split_payload(),
+        headers={"X-Model-Target": "Staging", "X-Request-Id": "log-staging-1"},
+    )
+    missing = gateway.post("/models/nope/invocations", json={}, headers={"X-Request-Id": "log-404"})
+    forged = gateway.post("/invocations", json=split_payload(), headers={"X-Request-Id": "a b"})
+    assert [r.status_code for r in (ok, staging, missing, forged)] == [200, 200, 404, 200]
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as sock:
+        # An upgrade uvicorn does not support: it logs a warning of its own.
+        sock.sendall(
+            b"GET /ping HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
+        )
+        sock.recv(1024)
+
+    def uvicorn_logged() -> bool:
+        return any(r["logger"].startswith("uvicorn") for r in _log_records(gateway))
+
+    assert wait_until(uvicorn_logged, 10), gateway.log_tail()
+    records = _log_records(gateway)
+    loggers = {r["logger"] for r in records}
+    assert {"bentoml.serve", "stageserve.loader", "stageserve.access"} <= loggers, loggers
+    assert all({"time", "level", "logger", "message", "pid"} <= set(r) for r in records)
+    assert all(r["time"].endswith("Z") and len(r["time"]) == 24 for r in records)
+
+    access = {r["request_id"]: r for r in records if r["logger"] == "stageserve.access"}
+    staging_version = int(staging.headers["X-Model-Version"])
+    expected = {
+        "log-ok-1": (200, "/invocations", v1.name, "Production", int(v1.version)),
+        "log-staging-1": (200, "/invocations", v1.name, "Staging", staging_version),
+        "log-404": (404, "/models/nope/invocations", "nope", None, None),
+    }  # fmt: skip
+    for request_id, (status, path, model, target, version) in expected.items():
+        record = access[request_id]
+        assert (record["status"], record["path"], record["model"]) == (status, path, model)
+        assert (record["target"], record["version"], record["method"]) == (target, version, "POST")
+        assert 0 < record["latency_ms"] < 30_000
+    assert "a b" not in access  # a malformed request id is not logged as given
+    ids = [r["request_id"] for r in records if r["logger"] == "stageserve.access"]
+    assert all(ids.count(request_id) == 1 for request_id in expected)  # one record each
+
+    for version in (v1.version, staging.headers["X-Model-Version"]):
+        mine = [r for r in records if r.get("version") == int(version) and "model" in r]
+        lines = [r["message"] for r in mine if r["logger"] == "stageserve.loader"]
+        assert lines[0].startswith(f"downloading {v1.name} v{version} (")
+        assert " files, " in lines[0] and "B" in lines[0]  # the size was listed
+        assert lines[-1].startswith(f"loaded {v1.name} version {version} in ")

@@ -67,11 +67,13 @@ def test_the_gateway_slot_fails_loudly_until_filled() -> None:
 
 def test_a_worker_reads_its_settings_and_keeps_a_given_runtime_folder() -> None:
     logger = logging.getLogger("stageserve")
-    level = logger.level
+    level, root = logger.level, logging.getLogger()
+    handlers = list(root.handlers)  # the worker takes over the process's logging
     env = {"STAGESERVE_MODELS": "m", "STAGESERVE_RUNTIME_DIR": "/run/gw", "STAGESERVE_WORKERS": "2"}
     try:
         settings = prepare_worker({**env, "STAGESERVE_LOG_LEVEL": "warning"})
         assert logger.level == logging.WARNING
     finally:
         logger.setLevel(level)  # setLevel also clears the loggers' cached levels
+        root.handlers = handlers
     assert (settings.runtime_dir, settings.workers) == ("/run/gw", 2)
