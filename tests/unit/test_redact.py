@@ -7,7 +7,7 @@ import string
 from urllib.parse import quote
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from registry_watcher.redact import (
@@ -67,6 +67,9 @@ contexts = st.sampled_from(
 def test_a_password_in_userinfo_never_survives(scheme, user, secret, host, port, path, ctx):
     url = f"{scheme}://{user}:{secret}@{host}{port}{path}"
     text = ctx.format(url)
+    # A secret that is also part of the rest of the text ('127.0.' in the host) is
+    # rightly left there: the assertion below could not tell the two apart.
+    assume(secret not in ctx.format(f"{scheme}://{user}:@{host}{port}{path}"))
     clean = redact_text(text)
     assert secret not in clean
     assert f"{host}{port}{path}" in clean  # where it points is still said
@@ -74,12 +77,15 @@ def test_a_password_in_userinfo_never_survives(scheme, user, secret, host, port,
 
 @given(schemes, secrets, hosts, paths)
 def test_a_token_as_userinfo_never_survives(scheme, secret, host, path) -> None:
+    assume(secret not in f"{scheme}://@{host}{path}")
     assert secret not in redact_url(f"{scheme}://{secret}@{host}{path}")
 
 
 @given(st.sampled_from(["http", "https"]), users, raw_secrets, hosts, paths)
 def test_any_percent_encoded_password_never_survives(scheme, user, secret, host, path) -> None:
     encoded = quote(secret, safe="")
+    rest = f"{scheme}://{user}:@{host}{path}"
+    assume(secret not in rest and encoded not in rest)
     clean = redact_text(f"{scheme}://{user}:{encoded}@{host}{path}")
     assert encoded not in clean and secret not in clean
 
@@ -87,6 +93,7 @@ def test_any_percent_encoded_password_never_survives(scheme, user, secret, host,
 @given(hosts, paths, secret_params, secrets, contexts)
 def test_a_credential_query_parameter_never_survives(host, path, name, secret, ctx) -> None:
     url = f"https://{host}{path}?a=1&{name}={secret}&b=2"
+    assume(secret not in ctx.format(f"https://{host}{path}?a=1&{name}=&b=2"))
     clean = redact_text(ctx.format(url))
     assert secret not in clean
     assert "a=1" in clean
