@@ -118,12 +118,17 @@ def test_the_demo_serves_its_three_versions_and_says_so(demo: Demo) -> None:
     assert "-H 'X-Model-Target: Staging' for version 2" in hint
 
 
-def snippet_env() -> dict[str, str]:
+def snippet_env(port: int) -> dict[str, str]:
     """A user's shell: no MLflow or stageserve settings of this test process (MLflow's
     set_*_uri() exports MLFLOW_*), this environment's bin/ first on PATH, and the
-    checkout under test importable first (as the other integration tests run it)."""
+    checkout under test importable first (as the other integration tests run it).
+
+    The README's demo listens on port 3000, this one on ``port``: ``localhost:3000`` is
+    rewritten in the snippets, and ``stageserve status`` (whose default is port 3000) is
+    pointed at it the documented way, with STAGESERVE_URL."""
     drop = ("MLFLOW_", "STAGESERVE_")
     env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+    env["STAGESERVE_URL"] = f"http://127.0.0.1:{port}"
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env["PYTHONPATH"] = str(REPO_ROOT)
     return env
@@ -144,7 +149,7 @@ def test_every_readme_snippet_runs_in_order(demo: Demo, capsys: pytest.CaptureFi
         done = subprocess.run(
             ["bash", "-c", script],
             cwd=demo.home,
-            env=snippet_env(),
+            env=snippet_env(demo.process.port),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
