@@ -19,8 +19,8 @@ from registry_watcher.targets import (
     parse_targets,
     require_mlflow_stage,
 )
-from service.ops.log_format import LOG_FORMATS
-from service.ops.log_levels import LOG_LEVELS
+from service.logs.log_format import LOG_FORMATS
+from service.logs.log_levels import LOG_LEVELS
 
 
 class ConfigError(ValueError):

@@ -31,8 +31,8 @@ from service.lifecycle.availability import policy_for
 from service.lifecycle.backoff import ExponentialBackoff
 from service.lifecycle.loader import VersionLoader
 from service.lifecycle.pool import Loader, ModelPool, PoolObserver
-from service.ops.access_log import AccessLog
-from service.ops.log_limits import limit_per_request_warnings
+from service.logs.access_log import AccessLog
+from service.logs.log_limits import limit_per_request_warnings
 from service.ops.metric_files import MetricFileSweeper, multiprocess_dir
 from service.ops.metrics import get_metrics
 from service.ops.nudge import WorkerNudge

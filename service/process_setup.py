@@ -3,7 +3,7 @@ then.
 
 At import of the service module (BentoML's supervisor and every worker): this process's
 secrets are registered for redaction, so that nothing logged later quotes a registry
-credential; its logging is taken over (service/ops/log_setup.py: BentoML has configured
+credential; its logging is taken over (service/logs/log_setup.py: BentoML has configured
 it just before, and would otherwise print its own format); BentoML's fixes
 (service/compat/) and uvicorn's request-head limits (service/api/head_limits.py) are
 installed, because each worker builds BentoML's app and uvicorn's protocol after the
@@ -22,7 +22,7 @@ from collections.abc import Iterable, MutableMapping
 from service.api import head_limits
 from service.compat import bentoml_fixes
 from service.config import Settings
-from service.ops import log_redaction, log_setup
+from service.logs import log_redaction, log_setup
 from service.ops.run_dirs import plain_serve_runtime_dir
 
 

@@ -4,7 +4,7 @@ Reads the body (with a size limit) and the headers that steer the request, hands
 to the request path (service/request_path.py), and answers its result in MLflow's
 scoring protocol. Every prediction request is counted once in
 stageserve_requests_total: by the request path once it has the body, as a refusal
-before that. With the access log on (service/ops/access_log.py) each one is logged
+before that. With the access log on (service/logs/access_log.py) each one is logged
 once too; with it off nothing of it is computed.
 """
 
@@ -24,7 +24,7 @@ from service.api.bodies import read_body
 from service.api.connections import ConnectionRecycler
 from service.api.responses import error_response
 from service.errors import JSON, ServingError, internal_error
-from service.ops.access_log import REQUEST_ID_HEADER, AccessLog, access_entry
+from service.logs.access_log import REQUEST_ID_HEADER, AccessLog, access_entry
 from service.request_path import Answer, RequestPath
 from service.traffic.pinning import TARGET_HEADER
 

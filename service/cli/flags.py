@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from registry_watcher.targets import InvalidTarget, parse_target, require_mlflow_stage
 from service.config import MIN_POLL_INTERVAL_S, MIN_WORKERS, load_secret_file
-from service.ops.log_levels import LOG_LEVELS
+from service.logs.log_levels import LOG_LEVELS
 
 Number = TypeVar("Number", int, float)
 

@@ -18,7 +18,7 @@ from service.cli.status_command import run_status
 from service.cli.traffic_command import run_traffic
 from service.cli.webhooks_command import run_webhooks
 from service.config import ConfigError, secret
-from service.ops import log_redaction, log_setup
+from service.logs import log_redaction, log_setup
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,7 +17,7 @@ from service.cli.flags import (
     worker_number,
 )
 from service.config import ON_EMPTY_CHOICES
-from service.ops.log_format import LOG_FORMATS
+from service.logs.log_format import LOG_FORMATS
 
 
 def add_serve_options(parser: argparse.ArgumentParser, demo: bool = False) -> None:

@@ -27,7 +27,7 @@ from service.lifecycle.download_progress import DEFAULT_INTERVAL_S, ProgressRepo
 from service.lifecycle.download_watch import ProgressTicker, list_artifacts
 from service.lifecycle.servable import LoadError
 from service.lifecycle.worker_dirs import WorkerDir
-from service.ops.log_format import fields
+from service.logs.log_format import fields
 
 log = logging.getLogger("stageserve.loader")
 

@@ -1,4 +1,4 @@
-"""service.ops.access_log: what one prediction request's access record says."""
+"""service.logs.access_log: what one prediction request's access record says."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from service.ops.access_log import (
+from service.logs.access_log import (
     MAX_PATH_CHARS,
     AccessLog,
     access_entry,
@@ -15,7 +15,7 @@ from service.ops.access_log import (
     request_id,
     text_value,
 )
-from service.ops.log_format import JsonFormatter
+from service.logs.log_format import JsonFormatter
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""service.ops.log_format: each record as a text line or one JSON object, one timestamp
+"""service.logs.log_format: each record as a text line or one JSON object, one timestamp
 format, redacted."""
 
 from __future__ import annotations
@@ -9,14 +9,14 @@ import re
 import sys
 
 from registry_watcher.redact import Redactor
-from service.ops.log_format import (
+from service.logs.log_format import (
     JsonFormatter,
     TextFormatter,
     fields,
     formatter_for,
     iso_utc,
 )
-from service.ops.log_redaction import RedactingFilter
+from service.logs.log_redaction import RedactingFilter
 
 SECRET = "S3cr3t-XYZ"
 ISO_MS_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")

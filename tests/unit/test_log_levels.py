@@ -1,4 +1,4 @@
-"""service.ops.log_levels, --log-level and the log settings: which logger logs what."""
+"""service.logs.log_levels, --log-level and the log settings: which logger logs what."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from service.cli.flags import log_level
 from service.cli.parser import build_parser
 from service.cli.serve_options import serve_env
 from service.config import ConfigError, Settings
-from service.ops.log_levels import LIBRARIES, logger_levels
+from service.logs.log_levels import LIBRARIES, logger_levels
 
 
 def test_info_sets_stageserve_only_and_keeps_uvicorns_access_log_off() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from service.ops.log_limits import RepeatLimiter
+from service.logs.log_limits import RepeatLimiter
 
 
 def record(message: str) -> logging.LogRecord:

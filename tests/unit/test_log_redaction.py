@@ -1,4 +1,4 @@
-"""service.ops.log_redaction: log records of any logger come out without credentials."""
+"""service.logs.log_redaction: log records of any logger come out without credentials."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from registry_watcher.redact import Redactor
-from service.ops.log_redaction import RedactingFilter
+from service.logs.log_redaction import RedactingFilter
 
 SECRET = "S3cr3t-XYZ"
 URL = f"http://user:{SECRET}@127.0.0.1:5000/api"
@@ -63,7 +63,7 @@ def test_the_record_factory_covers_loggers_configured_later(tmp_path) -> None:
     script = f"""
 import logging, logging.config, os
 os.environ["MLFLOW_TRACKING_URI"] = "http://u:{SECRET}@h:1"
-from service.ops import log_redaction
+from service.logs import log_redaction
 log_redaction.protect(os.environ)
 logging.config.dictConfig({{"version": 1, "handlers": {{"h": {{"class": "logging.StreamHandler",
     "stream": "ext://sys.stdout"}}}}, "root": {{"handlers": ["h"], "level": "INFO"}}}})

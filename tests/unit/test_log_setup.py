@@ -1,4 +1,4 @@
-"""service.ops.log_setup: after BentoML and MLflow have configured logging their way,
+"""service.logs.log_setup: after BentoML and MLflow have configured logging their way,
 every record of the process comes out once, as one JSON object per line on stderr,
 redacted; printed lines and uncaught exceptions too.
 
@@ -22,7 +22,7 @@ SCRIPT = textwrap.dedent(
     from bentoml._internal.log import configure_server_logging
     configure_server_logging()  # what a BentoML worker does before importing the service
     import mlflow  # gives MLflow's loggers a handler of their own
-    from service.ops import log_redaction, log_setup
+    from service.logs import log_redaction, log_setup
     log_redaction.protect({{"STAGESERVE_ADMIN_TOKEN": "{SECRET}"}})
     log_setup.configure(log_setup.LogOptions(sys.argv[1], "INFO", True))
     log_setup.configure(log_setup.LogOptions(sys.argv[1], "INFO", True))  # idempotent

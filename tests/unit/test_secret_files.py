@@ -171,7 +171,7 @@ def test_every_log_line_of_a_protected_process_hides_the_file_secret(files, tmp_
     """What the supervisor and each worker do at import (service/process_setup.py)."""
     script = f"""
 import logging, os
-from service.ops import log_redaction
+from service.logs import log_redaction
 log_redaction.protect(os.environ)
 logging.basicConfig(level=logging.INFO)
 logging.getLogger("starlette").warning("the client presented %s", "{TOKEN}")

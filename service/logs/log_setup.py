@@ -8,11 +8,11 @@ they are done, at the service module's import (service/process_setup.py) and aga
 when a worker starts its gateway, this module takes over: the root logger gets the
 one handler (stderr, the format of ``--log-format``) and every other stream handler
 is removed, the loggers that had one propagating to the root instead. Records are
-redacted before they reach it (service/ops/log_redaction.py). The ``stageserve``
+redacted before they reach it (service/logs/log_redaction.py). The ``stageserve``
 command does the same in its own process (the demo's seeding logs too).
 
 With JSON logs, lines printed outside logging become records too
-(service/ops/stray_lines.py), and an uncaught exception is one record with its
+(service/logs/stray_lines.py), and an uncaught exception is one record with its
 traceback rather than a dozen bare lines.
 """
 
@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from types import TracebackType
 
 from service import config
-from service.ops import stray_lines
-from service.ops.log_format import JSON_LINES, TEXT, formatter_for
-from service.ops.log_levels import logger_levels
+from service.logs import stray_lines
+from service.logs.log_format import JSON_LINES, TEXT, formatter_for
+from service.logs.log_levels import logger_levels
 
 STDERR_FD = 2
 
@@ -116,7 +116,7 @@ def _stream_handlers(logger: logging.Logger) -> list[logging.Handler]:
 
 def configure(options: LogOptions) -> LineHandler:
     """Route every record of this process to one handler in ``options``' format, at the
-    levels of service/ops/log_levels.py. Idempotent: run again after anything that
+    levels of service/logs/log_levels.py. Idempotent: run again after anything that
     configures logging."""
     global _handler
     # MLflow, imported after this, keeps its loggers handler-less (propagating here).

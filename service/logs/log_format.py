@@ -3,7 +3,7 @@
 Both formats stamp records alike (ISO 8601, UTC, milliseconds: 2026-11-29T22:59:01.123Z)
 whichever library logged them, so lines from stageserve, BentoML, uvicorn and MLflow
 sort and grep together. The record reaching a formatter has already been redacted by
-the log record factory (service/ops/log_redaction.py); the structured fields a
+the log record factory (service/logs/log_redaction.py); the structured fields a
 stageserve record adds (``extra=fields(model=...)``) are redacted here, since the
 factory never sees them. Pure: no handler, no stream.
 """

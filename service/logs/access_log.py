@@ -18,7 +18,7 @@ import logging
 import re
 from dataclasses import dataclass
 
-from service.ops.log_format import fields
+from service.logs.log_format import fields
 
 LOGGER = "stageserve.access"
 REQUEST_ID_HEADER = "x-request-id"
