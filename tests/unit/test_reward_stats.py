@@ -42,9 +42,7 @@ def test_mean_and_variance_equal_numpy_for_realistic_rewards(kind: str, n: int) 
     for summary in (RewardSummary.from_values(values), counters_on_replicas(values, 3)):
         assert summary.count == n
         assert math.isclose(summary.mean() or 0.0, float(np.mean(values)), rel_tol=1e-9)
-        assert math.isclose(
-            summary.variance() or 0.0, float(np.var(values, ddof=1)), rel_tol=1e-9
-        )
+        assert math.isclose(summary.variance() or 0.0, float(np.var(values, ddof=1)), rel_tol=1e-9)
         assert summary.is_binary() is (kind == "binary")
 
 
