@@ -51,7 +51,11 @@ class Comparison:
     df: float | None = None
 
 
-def _too_few(control: RewardSummary, candidate: RewardSummary) -> Undefined | None:
+def _too_few(
+    control: RewardSummary, candidate: RewardSummary, confidence: float
+) -> Undefined | None:
+    """Why the two sides cannot be compared (no or 1 reward on a side), or None."""
+    check_confidence(confidence)
     for side, summary in (("control", control), ("candidate", candidate)):
         if summary.count == 0:
             return Undefined(f"no feedback for the {side}")
@@ -68,9 +72,7 @@ def welch(
     control: RewardSummary, candidate: RewardSummary, confidence: float = DEFAULT_CONFIDENCE
 ) -> Comparison | Undefined:
     """Welch's t-test of the candidate's mean reward against the control's."""
-    check_confidence(confidence)
-    too_few = _too_few(control, candidate)
-    if too_few:
+    if too_few := _too_few(control, candidate, confidence):
         return too_few
     m1, v1 = control.mean(), control.variance()
     m2, v2 = candidate.mean(), candidate.variance()
@@ -98,9 +100,7 @@ def two_proportions(
     control: RewardSummary, candidate: RewardSummary, confidence: float = DEFAULT_CONFIDENCE
 ) -> Comparison | Undefined:
     """The pooled two-proportion z-test and Newcombe's interval, for 0/1 rewards."""
-    check_confidence(confidence)
-    too_few = _too_few(control, candidate)
-    if too_few:
+    if too_few := _too_few(control, candidate, confidence):
         return too_few
     if not (control.is_binary() and candidate.is_binary()):
         return Undefined("rewards are not all 0 or 1")
