@@ -22,9 +22,13 @@ from registry_watcher.targets import Target
 from registry_watcher.watcher import PollResult, RegistryWatcher
 from service.api.admin import AdminApi
 from service.api.connections import ConnectionRecycler
+from service.api.experiment_route import ExperimentApi
 from service.api.invocations import Invocations
 from service.api.webhooks import WebhookApi
 from service.config import Settings
+from service.experiments.baseline_store import BaselineStore
+from service.experiments.gateway_experiments import GatewayExperiments
+from service.experiments.gateway_samples import gateway_samples
 from service.inference.loaded_version import LoadedVersion
 from service.lifecycle import heap
 from service.lifecycle.availability import policy_for
@@ -146,6 +150,14 @@ class Gateway:
             AccessLog() if settings.access_log else None,
         )
         self.admin = AdminApi(self.view, self.traffic, settings.admin_token)
+        self.experiments = GatewayExperiments(
+            BaselineStore(settings.runtime_dir) if settings.runtime_dir else None,
+            lambda model: gateway_samples(model, multiprocess_dir()),
+            self.policies.policy,
+            self.started_at,
+            lambda model, at: metrics.policy_changed.labels(model).set(at),
+        )
+        self.experiment_api = ExperimentApi(self.experiments, self.pool.models)
         self.webhooks = WebhookApi(
             self.relay,
             settings.webhook_secret,
@@ -205,6 +217,7 @@ class Gateway:
             model_state = state.models.get(model)
             if model_state is not None:
                 self.traffic.apply_tags(model, model_state.tags)
+        self.experiments.policies_applied(self.pool.models())
 
     def _on_poll(self, result: PollResult) -> None:
         self.metrics.process_stats()

@@ -21,6 +21,7 @@ from starlette.routing import Route
 from service.api import error_pages
 from service.api.admin import admin_routes
 from service.api.api_docs import api_docs_routes
+from service.api.experiment_route import experiment_routes
 from service.api.invocations import invocation_routes
 from service.api.webhooks import webhook_routes
 from service.gateway import Gateway
@@ -52,6 +53,7 @@ def create_app(get_gateway: Callable[[], Gateway]) -> Starlette:
             *health_routes(lambda: get_gateway().view.health()),
             Route("/version", version, methods=["GET"]),
             *admin_routes(lambda: get_gateway().admin),
+            *experiment_routes(lambda: get_gateway().experiment_api),
             *webhook_routes(lambda: get_gateway().webhooks),
             *api_docs_routes(),  # /, /openapi.json, /docs.json (BentoML's: service/compat/)
         ],

@@ -24,6 +24,7 @@ from registry_watcher.deliveries import (
 )
 from registry_watcher.traffic_policy import MAX_TARGETS, POLICY_TAG
 from service.api.admin import MAX_POLICY_BYTES
+from service.api.openapi_experiment import experiment_path, experiment_schema
 from service.api.webhooks import MAX_DELIVERY_BYTES, STATUS
 from service.config import SETTINGS
 from service.errors import JSON, MAX_MESSAGE_CHARS
@@ -301,6 +302,7 @@ def _schemas() -> dict[str, Schema]:
                 },
             },
         },
+        "Experiment": experiment_schema(),
         "WebhookAccepted": {
             "type": "object",
             "required": ["status", "message"],
@@ -567,6 +569,7 @@ def _paths() -> dict[str, Any]:
                 "Clear a model's traffic policy (all traffic to the first target)", False
             ),
         },
+        "/admin/models/{name}/experiment": experiment_path(),
         "/metrics": _get(
             "Prometheus metrics (stageserve_* and bentoml_*)",
             "operations",

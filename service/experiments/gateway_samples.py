@@ -36,4 +36,3 @@ def gateway_samples(model: str, multiprocess_dir: str | None) -> list[Sample]:
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=multiprocess_dir)
     return collected_samples(registry, model)
-

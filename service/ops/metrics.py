@@ -53,6 +53,7 @@ class Metrics:
     process_fds: Gauge
     process_start: Gauge
     target_stale: Gauge
+    policy_changed: Gauge
 
 
 _metrics: Metrics | None = None
@@ -206,6 +207,13 @@ def _create() -> Metrics:
             "1 while a required target serves a version the registry no longer names "
             "(model gone, stage or alias emptied: fail static), else 0. Max over workers.",
             ["model", "target"],
+            multiprocess_mode="livemax",
+        ),
+        policy_changed=Gauge(
+            "stageserve_traffic_policy_changed_timestamp_seconds",
+            "Unix time the traffic policy in force was first applied (the start of its "
+            "experiment's window). Max over workers.",
+            ["model"],
             multiprocess_mode="livemax",
         ),
     )
