@@ -155,7 +155,7 @@ class Gateway:
             lambda model: gateway_samples(model, multiprocess_dir()),
             self.policies.policy,
             self.started_at,
-            lambda model, at: metrics.policy_changed.labels(model).set(at),
+            lambda model, control, at: metrics.policy_changed.labels(model, control).set(at),
         )
         self.experiment_api = ExperimentApi(self.experiments, self.pool.models)
         self.webhooks = WebhookApi(

@@ -6,7 +6,8 @@ The window starts at the baseline of the policy in force (the runtime folder's,
 service/experiments/baseline_store.py, shared by the workers and kept across restarts)
 or, without one, when this worker started, with every count since the gateway started.
 The time a baseline was taken is published as a gauge, so that ``stageserve experiment
-show --prometheus`` can start the fleet's window at the policy's last change too.
+show --prometheus`` can start the fleet's window at the policy's last change too
+(with the control, the policy's first target, as a label).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class GatewayExperiments:
         read: Callable[[str], Sequence[Sample]],
         policy_of: Callable[[str], TrafficPolicy],
         started_at: float,
-        published: Callable[[str, float], None] = lambda model, at: None,
+        published: Callable[[str, str, float], None] = lambda model, control, at: None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
@@ -69,7 +70,8 @@ class GatewayExperiments:
         if self._store is None:
             return
         for model in models:
-            policy = self._policy_of(model).to_json()
+            in_force = self._policy_of(model)
+            policy = in_force.to_json()
             if self._applied.get(model) == policy:
                 continue
             try:
@@ -78,7 +80,7 @@ class GatewayExperiments:
                 log.warning("%s: could not record the experiment's baseline: %s", model, exc)
                 continue
             self._applied[model] = policy
-            self._published(model, baseline.taken_at)
+            self._published(model, in_force.targets()[0].text, baseline.taken_at)
 
     def result(self, model: str) -> dict[str, Any]:
         """The model's experiment since the policy in force was applied, as JSON."""

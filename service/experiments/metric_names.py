@@ -11,7 +11,7 @@ REQUESTS = "stageserve_requests_total"  # model, target, version, outcome
 LATENCY_BUCKETS = "stageserve_request_duration_seconds_bucket"  # model, target, version, le
 SHADOW = "stageserve_shadow_requests_total"  # model, target, shadow_target, outcome
 LOADED_VERSION = "stageserve_loaded_version"  # model, target (gauge)
-POLICY_CHANGED = "stageserve_traffic_policy_changed_timestamp_seconds"  # model (gauge)
+POLICY_CHANGED = "stageserve_traffic_policy_changed_timestamp_seconds"  # model, control
 
 # Rewards (feedback with a reward), by the model, target and version that answered the request.
 REWARD_COUNT = "stageserve_reward_count_total"
@@ -31,11 +31,12 @@ REWARD_SUMS = (
 WINDOW_COUNTERS = (REQUESTS, LATENCY_BUCKETS, SHADOW, *REWARD_SUMS)
 
 # Labels.
-MODEL, TARGET, VERSION, OUTCOME, LE, SHADOW_TARGET = (
+MODEL, TARGET, VERSION, OUTCOME, LE, SHADOW_TARGET, CONTROL = (
     "model",
     "target",
     "version",
     "outcome",
     "le",
     "shadow_target",
+    "control",
 )

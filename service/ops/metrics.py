@@ -212,8 +212,9 @@ def _create() -> Metrics:
         policy_changed=Gauge(
             "stageserve_traffic_policy_changed_timestamp_seconds",
             "Unix time the traffic policy in force was first applied (the start of its "
-            "experiment's window). Max over workers.",
-            ["model"],
+            "experiment's window), labelled with its control (first target); the newest "
+            "is the policy in force. Max over workers.",
+            ["model", "control"],
             multiprocess_mode="livemax",
         ),
     )

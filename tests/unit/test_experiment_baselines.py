@@ -94,13 +94,13 @@ class Worker:
             registry=self.registry,
         )  # fmt: skip
         self.policy: TrafficPolicy = policy_from_dict({"weights": {"Production": 100}})
-        self.published: list[tuple[str, float]] = []
+        self.published: list[tuple[str, str, float]] = []
         self.experiments = GatewayExperiments(
             BaselineStore(directory) if directory else None,
             lambda model: collected_samples(self.registry, model),
             lambda model: self.policy,
             started_at=100.0,
-            published=lambda model, at: self.published.append((model, at)),
+            published=lambda model, control, at: self.published.append((model, control, at)),
         )
 
     def answer(self, target: str, n: int) -> None:
@@ -122,7 +122,7 @@ def test_the_gateway_window_starts_when_the_policy_in_force_was_applied(tmp_path
     assert answer["policy"] == {"weights": {"Production": 100}, "sticky": False}
     assert answer["control"] == {"target": "Production", "version": 1}
     (published,) = worker.published
-    assert published[0] == "m" and answer["window"]["start"] == published[1]
+    assert published[:2] == ("m", "Production") and answer["window"]["start"] == published[2]
 
     worker.policy = policy_from_dict({"weights": {"Production": 50, "Staging": 50}})
     # Until a worker applies the new policy there is no baseline of it.
