@@ -1,7 +1,7 @@
 """The ``stageserve`` command: ``serve`` runs the gateway, ``demo`` runs it on a local
 registry seeded with a demo model, ``traffic`` reads and writes traffic policies,
 ``webhooks`` registers the MLflow webhook, ``status`` shows what a running gateway
-serves. This module parses and dispatches only."""
+serves, ``experiment`` shows a model's A/B results. This module parses and dispatches only."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from service.cli.common import registry_uri, say
 from service.cli.demo_command import run_demo
+from service.cli.experiment_command import run_experiment
 from service.cli.parser import build_parser
 from service.cli.serve_command import run_gateway
 from service.cli.serve_options import serve_env
@@ -32,6 +33,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_gateway(serve_env(args, dict(os.environ)), args.host, args.port)
     if args.command == "status":
         return run_status(args)
+    if args.command == "experiment":
+        return run_experiment(args)
     log_redaction.protect(os.environ)  # MLflow's own log lines quote registry URLs
     if args.command == "traffic":
         return run_traffic(args, registry_uri(args.registry_uri))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from service.cli.demo_command import add_demo_parser
+from service.cli.experiment_command import add_experiment_parser
 from service.cli.serve_options import add_serve_options
 from service.cli.status_command import add_status_parser
 from service.cli.traffic_command import add_traffic_parser
@@ -26,4 +27,5 @@ def build_parser() -> argparse.ArgumentParser:
     add_traffic_parser(sub)
     add_webhooks_parser(sub)
     add_status_parser(sub)
+    add_experiment_parser(sub)
     return parser
