@@ -24,7 +24,7 @@ from urllib.parse import quote
 from service.cli.common import say
 from service.cli.experiment_table import render
 from service.cli.flags import gateway_url, timeout_seconds
-from service.cli.status_command import URL_ENV, NoState, base_url
+from service.cli.status_command import URL_ENV, NoState, ask_gateway, base_url
 
 SHOWN, NO_RESULTS = 0, 2
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -33,10 +33,6 @@ NEEDS_PROMETHEUS = (
     "--since needs --prometheus: one gateway keeps no history, its window starts when "
     "the traffic policy last changed"
 )
-
-
-class NoResults(Exception):
-    """No results to show; one line, meant for the user."""
 
 
 @dataclass(frozen=True)
@@ -107,23 +103,16 @@ def add_experiment_parser(sub: Any) -> None:
 
 
 def fetch_gateway(url: str, model: str, timeout: float) -> dict[str, Any]:
-    """One gateway's answer, or NoResults saying why there is none."""
-    import httpx  # only when asked: the other subcommands do not need it
-
+    """One gateway's answer, or NoState saying why there is none."""
     path = f"/admin/models/{quote(model, safe='/')}/experiment"
-    try:
-        answer = httpx.get(url + path, timeout=timeout)
-    except httpx.TimeoutException:
-        raise NoResults(f"no answer from {url} within {timeout:g} s") from None
-    except httpx.HTTPError as exc:
-        raise NoResults(f"no gateway answers at {url} ({exc})") from None
+    answer = ask_gateway(url, path, timeout)
     try:
         body = answer.json()
     except ValueError:
         body = None
     if answer.status_code != 200 or not isinstance(body, dict):
         message = body.get("message") if isinstance(body, dict) else None
-        raise NoResults(
+        raise NoState(
             f"{url}{path} answered HTTP {answer.status_code}"
             + (f": {message}" if message else ": is it a stageserve gateway?")
         )
@@ -133,7 +122,7 @@ def fetch_gateway(url: str, model: str, timeout: float) -> dict[str, Any]:
 def read_results(
     args: argparse.Namespace, env: Mapping[str, str], now: float
 ) -> tuple[dict[str, Any], str]:
-    """(the results, where they come from), or NoResults."""
+    """(the results, where they come from), or NoState."""
     if args.prometheus:
         from service.experiments.prometheus_reader import FleetUnreadable, PrometheusReader
 
@@ -142,20 +131,17 @@ def read_results(
             reader = PrometheusReader(args.prometheus, args.timeout)
             return reader.experiment(args.name, since, now), f"fleet, Prometheus {args.prometheus}"
         except FleetUnreadable as exc:
-            raise NoResults(str(exc)) from None
+            raise NoState(str(exc)) from None
     if args.since is not None:
-        raise NoResults(NEEDS_PROMETHEUS)
-    try:
-        url = base_url(args.url, env)
-    except NoState as exc:
-        raise NoResults(str(exc)) from None
+        raise NoState(NEEDS_PROMETHEUS)
+    url = base_url(args.url, env)
     return fetch_gateway(url, args.name, args.timeout), f"gateway {url}"
 
 
 def run_experiment(args: argparse.Namespace, env: Mapping[str, str] = os.environ) -> int:
     try:
         results, source = read_results(args, env, time.time())
-    except NoResults as exc:
+    except NoState as exc:
         say(str(exc))
         return NO_RESULTS
     if args.json:

@@ -60,18 +60,24 @@ def base_url(flag: str | None, env: Mapping[str, str]) -> str:
         raise NoState(f"{URL_ENV}: {exc}") from None
 
 
-def fetch_state(url: str, timeout: float) -> dict[str, Any]:
-    """The gateway's checked state document, or NoState saying why there is none."""
+def ask_gateway(url: str, path: str, timeout: float) -> Any:
+    """The gateway's answer (an ``httpx.Response``) to ``GET path``, or NoState when none
+    came."""
     import httpx  # only when asked: the other subcommands do not need it
 
     try:
-        answer = httpx.get(url + STATE_PATH, timeout=timeout)
+        return httpx.get(url + path, timeout=timeout)
     except httpx.TimeoutException:
         raise NoState(f"no answer from {url} within {timeout:g} s") from None
     except httpx.ConnectError as exc:
         raise NoState(f"no gateway answers at {url} ({exc})") from None
     except httpx.HTTPError as exc:
         raise NoState(f"could not ask {url}: {type(exc).__name__}: {exc}") from None
+
+
+def fetch_state(url: str, timeout: float) -> dict[str, Any]:
+    """The gateway's checked state document, or NoState saying why there is none."""
+    answer = ask_gateway(url, STATE_PATH, timeout)
     if answer.status_code != 200:
         raise NoState(
             f"{url}{STATE_PATH} answered HTTP {answer.status_code}: is it a stageserve gateway?"
