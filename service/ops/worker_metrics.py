@@ -46,9 +46,13 @@ class WorkerMetrics:
             self._m.load_duration.labels(model).observe(seconds)
 
     def serving(self, model: str, target: Target, version: int | None) -> None:
-        """The version a target serves now (None: nothing)."""
+        """The version a target serves now (None: nothing); its request series at zero,
+        so that Prometheus's ``increase()`` counts its first requests (experiments)."""
         self._m.loaded_version.labels(model, target.text).set(version or 0)
         self._m.target_ready.labels(model, target.text).set(0 if version is None else 1)
+        if version is not None:
+            self._m.requests.labels(model, target.text, str(version), "success")
+            self._m.request_duration.labels(model, target.text, str(version))
 
     def stale(self, model: str, target: Target, reason: str | None) -> None:
         self._m.target_stale.labels(model, target.text).set(0 if reason is None else 1)

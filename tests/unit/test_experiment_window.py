@@ -6,6 +6,7 @@ attribution and the rows' order."""
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -206,3 +207,19 @@ def test_rows_follow_the_policy_order_then_target_and_version() -> None:
     assert [(r.target, r.version) for r in rows] == [
         ("Production", 1), ("Production", 3), ("Staging", 2), ("@b", 9)
     ]  # fmt: skip
+
+
+def test_a_version_served_has_its_request_series_at_zero_for_increase() -> None:
+    from registry_watcher.targets import parse_target
+    from service.ops.worker_metrics import WorkerMetrics
+    from tests.unit.metric_fakes import Metric, fake_metrics
+
+    metrics = fake_metrics()
+    requests, latency = cast(Metric, metrics.requests), cast(Metric, metrics.request_duration)
+    worker = WorkerMetrics(metrics)
+    worker.serving("m", parse_target("Staging"), None)
+    assert not requests.series and not latency.series
+    worker.serving("m", parse_target("Staging"), 4)
+    assert list(requests.series) == [("m", "Staging", "4", "success")]
+    assert list(latency.series) == [("m", "Staging", "4")]
+    assert requests.of("m", "Staging", "4", "success") == 0
