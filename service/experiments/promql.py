@@ -1,7 +1,7 @@
 """The PromQL of a fleet's experiment, and Prometheus's answers read as ``Sample``s.
 
-Pure: the queries for one model over a window ending at a given time (each counter's
-``increase`` summed over every replica and worker, by target and version; the latency
+Pure: the queries for one model over a window ending at a given time (what each
+counter counted in it, summed over every replica and worker, by target and version; the latency
 histogram's buckets by ``le``; the serving version; the policy's last change and its
 control), and the parsing of ``GET /api/v1/query``'s JSON. What reads them over HTTP:
 service/experiments/prometheus_reader.py.
@@ -36,10 +36,20 @@ def selector(model: str) -> str:
     return f'{{{names.MODEL}="{escaped}"}}'
 
 
-def _increase(metric: str, by: tuple[str, ...], model: str, seconds: int) -> Query:
-    return Query(
-        metric, f"sum by ({', '.join(by)}) (increase({metric}{selector(model)}[{seconds}s]))"
-    )
+def counted(metric: str, by: tuple[str, ...], model: str, seconds: int) -> Query:
+    """What a counter counted in the window, summed ``by`` the labels, exactly.
+
+    ``increase()`` extrapolates to the window's edges and takes a series' first scraped
+    value as its start, so it neither gives whole counts nor counts what a new version
+    answered before its first scrape. Each series' value now minus its value at the
+    window's start (0 for a series that did not exist then) is exact; only a series
+    that was reset in the window (a restart) falls back to ``increase()``.
+    """
+    series = f"{metric}{selector(model)}"
+    window = f"[{seconds}s]"
+    exact = f"({series} - ({series} offset {seconds}s or {series} * 0))"
+    per_series = f"{exact} unless resets({series}{window}) > 0 or increase({series}{window})"
+    return Query(metric, f"sum by ({', '.join(by)}) ({per_series})")
 
 
 def window_queries(model: str, seconds: int) -> tuple[Query, ...]:
@@ -47,10 +57,10 @@ def window_queries(model: str, seconds: int) -> tuple[Query, ...]:
     seconds = max(1, seconds)
     version = (names.TARGET, names.VERSION)
     return (
-        _increase(names.REQUESTS, (*version, names.OUTCOME), model, seconds),
-        _increase(names.LATENCY_BUCKETS, (*version, names.LE), model, seconds),
-        _increase(names.SHADOW, (names.TARGET, names.SHADOW_TARGET, names.OUTCOME), model, seconds),
-        *(_increase(metric, version, model, seconds) for metric in names.REWARD_SUMS),
+        counted(names.REQUESTS, (*version, names.OUTCOME), model, seconds),
+        counted(names.LATENCY_BUCKETS, (*version, names.LE), model, seconds),
+        counted(names.SHADOW, (names.TARGET, names.SHADOW_TARGET, names.OUTCOME), model, seconds),
+        *(counted(metric, version, model, seconds) for metric in names.REWARD_SUMS),
         Query(
             names.LOADED_VERSION,
             f"max by ({names.TARGET}) ({names.LOADED_VERSION}{selector(model)})",

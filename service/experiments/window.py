@@ -3,16 +3,17 @@ two readings of the same counters.
 
 Input is plain typed data (``Sample``: metric name, labels, value), so the same code
 turns a gateway's own metrics (a reading at the window's end minus one at its start)
-and Prometheus's answers (``increase(...)`` already is the difference: no start) into
-an ``ExperimentWindow`` (service/experiments/results.py). Counter resets (a restart)
-are handled as ``RewardSummary.since`` and ``buckets_since`` do: a family of a version
-that counts less at the end than at the start is taken from the end reading alone.
+and Prometheus's answers (service/experiments/promql.py: already the difference, no
+start) into an ``ExperimentWindow`` (service/experiments/results.py). Counter resets (a
+restart) are handled as ``RewardSummary.since`` and ``buckets_since`` do: a family of a
+version that counts less at the end than at the start is taken from the end alone.
 
-Prometheus extrapolates ``increase`` to the window's edges, so its counts need not be
-whole: counts are rounded, and a version's reward sums are scaled by the same factor as
-its count (count and sums are scraped together), so the mean reward stays exact.
-Shadow counters carry no version: a shadow target's counts go to the version serving
-it at the window's end (``stageserve_loaded_version``), else its newest in the window.
+Where Prometheus falls back to ``increase`` (a series reset in the window), it
+extrapolates to the window's edges, so its counts need not be whole: counts are
+rounded, and a version's reward sums are scaled by the same factor as its count (count
+and sums are scraped together), so the mean reward stays exact. Shadow counters carry
+no version: a shadow target's counts go to the version serving it at the window's end
+(``stageserve_loaded_version``), else its newest in the window.
 """
 
 from __future__ import annotations

@@ -91,7 +91,7 @@ def test_the_fleet_through_prometheus(replay: str, capsys: pytest.CaptureFixture
     assert main(["experiment", "show", "m", "--prometheus", replay, "--json"]) == 0
     answer = json.loads(capsys.readouterr().out)
     assert [(r["target"], r["version"], r["requests"]) for r in answer["targets"]] == [
-        ("Production", 1, 12), ("Staging", 2, 14)
+        ("Production", 1, 20), ("Staging", 2, 25)
     ]  # fmt: skip
     assert answer["window"]["since"] == "policy_change"
     assert main(["experiment", "show", "m", "--prometheus", replay, "--since", "1h"]) == 0
