@@ -8,6 +8,7 @@ without it this test fails, it is never skipped.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -24,6 +25,7 @@ from tests.integration.harness import (
     ALL_FEATURES,
     Gateway,
     free_port,
+    run_cli,
     split_payload,
     wait_until,
 )
@@ -208,6 +210,22 @@ def test_prometheus_scrapes_a_two_worker_gateway(
         ready = f'stageserve_target_ready{{{selector}, model="{model_name}", target="Production"}}'
         assert prometheus.value(ready) == 1
         assert prometheus.value(f"stageserve_registry_up{{{selector}}}") == 1
+
+        # The fleet's experiment, read through this Prometheus, counts what the gateway's
+        # own endpoint counts (both since the policy in force was applied).
+        own = httpx.get(f"{gateway.url}/admin/models/{model_name}/experiment", timeout=10).json()
+        fleet = run_cli("experiment", "show", model_name, "--prometheus", prometheus.url, "--json")
+        assert fleet.returncode == 0, fleet.stderr
+        fleet_result = json.loads(fleet.stdout)
+        for result in (own, fleet_result):
+            (row,) = result["targets"]
+            assert (row["target"], row["version"], row["requests"]) == ("Production", 1, REQUESTS)
+        assert fleet_result["window"]["start"] == pytest.approx(own["window"]["start"], abs=1e-3)
+        assert fleet_result["control"] == own["control"] == {"target": "Production", "version": 1}
+        for quantile in ("p50", "p99"):
+            assert fleet_result["targets"][0]["latency_seconds"][quantile] == pytest.approx(
+                own["targets"][0]["latency_seconds"][quantile], rel=1e-9
+            )
 
         # The alert rules load and evaluate against the real series, and nothing is
         # pending or firing for a healthy gateway.
