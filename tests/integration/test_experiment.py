@@ -104,7 +104,7 @@ def test_the_experiment_counts_what_each_version_answered_since_the_policy_chang
     } == dict(answered)
     table = run_cli("experiment", "show", model_name, "--url", gateway.url)
     assert table.returncode == 0, table.stderr
-    rows = {line.split()[0]: line.split()[:3] for line in table.stdout.splitlines()[3:5]}
+    rows = {line.split()[0]: line.split()[:3] for line in table.stdout.splitlines()[4:6]}
     assert rows == {
         "Production": ["Production", "1", str(answered["Production", 1])],
         "Staging": ["Staging", "2", str(answered["Staging", 2])],
