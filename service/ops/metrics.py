@@ -251,7 +251,7 @@ def _create() -> Metrics:
         ),
         reward_nonbinary=Counter(
             "stageserve_reward_nonbinary_total",
-            "Rewards other than 0 and 1 (0 here: the rewards are binary).",
+            "Rewards other than 0 and 1 (0: the rewards are binary).",
             ["model", "target", "version"],
         ),
     )
