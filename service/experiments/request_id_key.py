@@ -74,7 +74,7 @@ def _notice_once(runtime_dir: str, path: str, supervisor_pid: int) -> None:
         if entry.name.endswith(_NOTICE_SUFFIX) and entry.path != marker:
             with contextlib.suppress(OSError):
                 os.unlink(entry.path)
-    log.warning(
+    log.info(
         "request ids are signed with a key generated for this gateway (%s): feedback sent "
         "to another replica is refused until every replica shares one key "
         "(STAGESERVE_REQUEST_ID_KEY_FILE, --request-id-key-file)",

@@ -104,13 +104,14 @@ class RequestIdSigner:
     ) -> None:
         if len(key) < MIN_KEY_BYTES:
             raise ValueError(f"a request id key needs at least {MIN_KEY_BYTES} bytes")
-        self._key = key
+        self._keyed = hmac.new(key, digestmod=hashlib.sha256)  # copied per id: key set up once
         self.max_age_s = max_age_s
         self._nonce = nonce
 
     def _mac(self, signed: str) -> str:
-        digest = hmac.new(self._key, signed.encode("ascii"), hashlib.sha256).digest()
-        return _b64(digest[:MAC_BYTES])
+        mac = self._keyed.copy()
+        mac.update(signed.encode("ascii"))
+        return _b64(mac.digest()[:MAC_BYTES])
 
     def issue(self, model: str, target: str, version: int, now: float) -> str:
         """The id of a request answered now by ``model``'s ``target`` at ``version``."""

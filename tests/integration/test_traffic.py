@@ -295,6 +295,16 @@ def test_empty_target_gets_no_traffic(mlflow_server, registry, model_name, tmp_p
 
         a, b = targets(first), targets(second)
         assert a == b
+
+        # Each gateway made its own request id key: feedback on one's answer is refused
+        # by the other as forged (counted), and accepted by the one that answered.
+        answer = first.post("/invocations", json=split_payload())
+        item = {"request_id": answer.headers["X-Feedback-Id"], "reward": 1}
+        other = second.post("/feedback", json=item)
+        assert other.status_code == 400 and "not issued" in other.json()["message"]
+        forged = metric_samples(second.get("/metrics").text, "stageserve_feedback_refused_total")
+        assert forged[(("model", model_name), ("reason", "forged"))] == 1
+        assert first.post("/feedback", json=item).json()["accepted"] is True
         assert a == targets(first)  # and again, on the same process
         assert 0.35 < a.count("Production") / len(a) < 0.65
 

@@ -30,7 +30,7 @@ def test_made_once_private_and_kept(tmp_path: Path) -> None:
 def test_the_notice_is_logged_once_per_gateway_start(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, "stageserve.feedback"):
+    with caplog.at_level(logging.INFO, "stageserve.feedback"):
         for pid in (10, 10, 10, 11, 11):  # two starts of three and two workers
             runtime_key(str(tmp_path), supervisor_pid=pid)
     notices = [r for r in caplog.records if "STAGESERVE_REQUEST_ID_KEY_FILE" in r.getMessage()]
