@@ -3,8 +3,9 @@ truths for answered requests, named by the answer's ``X-Feedback-Id``.
 
 Reads the body (the prediction body's size limit), checks the bearer token when one is
 configured (STAGESERVE_FEEDBACK_TOKEN, the admin API's check), parses the JSON and hands
-it to service/experiments/feedback_intake.py in a thread (its store is SQLite). One item
-is answered 200 or an MLflow error; a list with counts and the refused items' errors.
+it to service/experiments/feedback_intake.py, both in a thread (a batch is large, the
+store is SQLite). One item is answered 200 or an MLflow error; a list with counts and
+the refused items' errors.
 
 A duplicate is answered 200 with ``"duplicate": true``, not 409: feedback pipelines
 deliver at least once and retry on timeouts, and a retry of an item already counted has
@@ -98,8 +99,8 @@ def feedback_routes(get: Callable[[], FeedbackApi]) -> list[Route]:
                 return error_response(refused, unauthorized_headers(refused))
         try:
             body = await read_body(request, api.max_body_bytes, setting="STAGESERVE_MAX_BODY_BYTES")
-            document = parse(body)
-            receipt = await anyio.to_thread.run_sync(api.intake.receive, model, document)
+            # Parsing a large batch takes a while too: off the event loop, with the rest.
+            receipt = await anyio.to_thread.run_sync(receive_body, api.intake, model, body)
         except ServingError as error:
             api.intake.refuse(model, Reason.INVALID)
             return error_response(error)
@@ -117,6 +118,10 @@ def feedback_routes(get: Callable[[], FeedbackApi]) -> list[Route]:
         Route("/feedback", default_feedback, methods=["POST"]),
         Route("/models/{name:path}/feedback", model_feedback, methods=["POST"]),
     ]
+
+
+def receive_body(intake: FeedbackIntake, model: str, body: bytes) -> Receipt:
+    return intake.receive(model, parse(body))
 
 
 def parse(body: bytes) -> Any:
