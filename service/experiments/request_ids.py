@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
-import hashlib
+import functools
 import hmac
 import os
 import re
@@ -80,6 +80,7 @@ def _encode(text: str) -> str:
     return base64.urlsafe_b64encode(text.encode()).rstrip(b"=").decode("ascii")
 
 
+@functools.lru_cache(maxsize=1024)  # a batch names the same few models and targets
 def _decode(part: str) -> str:
     """base64url without padding -> text; ValueError when it is not (UnicodeError is one)."""
     padded = part + "=" * (-len(part) % 4)
@@ -104,14 +105,12 @@ class RequestIdSigner:
     ) -> None:
         if len(key) < MIN_KEY_BYTES:
             raise ValueError(f"a request id key needs at least {MIN_KEY_BYTES} bytes")
-        self._keyed = hmac.new(key, digestmod=hashlib.sha256)  # copied per id: key set up once
+        self._key = key
         self.max_age_s = max_age_s
         self._nonce = nonce
 
     def _mac(self, signed: str) -> str:
-        mac = self._keyed.copy()
-        mac.update(signed.encode("ascii"))
-        return _b64(mac.digest()[:MAC_BYTES])
+        return _b64(hmac.digest(self._key, signed.encode("ascii"), "sha256")[:MAC_BYTES])
 
     def issue(self, model: str, target: str, version: int, now: float) -> str:
         """The id of a request answered now by ``model``'s ``target`` at ``version``."""
