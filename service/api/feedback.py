@@ -30,7 +30,7 @@ from service.api.bodies import read_body
 from service.api.responses import error_response, json_response
 from service.errors import ServingError, bad_request, model_not_served
 from service.experiments.feedback_intake import FeedbackIntake, Receipt
-from service.experiments.feedback_items import FeedbackItem, Reason
+from service.experiments.feedback_items import FeedbackItem, NotFeedback, Reason
 
 MAX_ERRORS_SHOWN = 100  # of a batch's refused items, in its answer
 
@@ -104,7 +104,7 @@ def feedback_routes(get: Callable[[], FeedbackApi]) -> list[Route]:
         except ServingError as error:
             api.intake.refuse(model, Reason.INVALID)
             return error_response(error)
-        except ValueError as exc:  # NotFeedback: counted by the intake
+        except NotFeedback as exc:  # counted by the intake
             return error_response(bad_request(str(exc)))
         return receipt_response(receipt)
 

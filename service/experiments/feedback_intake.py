@@ -14,7 +14,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from service.experiments.feedback_items import FeedbackItem, ItemError, Reason, judge
+from service.experiments.feedback_items import (
+    FeedbackItem,
+    ItemError,
+    NotFeedback,
+    Reason,
+    judge,
+)
 from service.experiments.feedback_tally import AcceptedFeedback, Tally, tally
 from service.experiments.request_ids import RequestIdSigner
 from service.experiments.seen_feedback import SeenFeedback
@@ -57,11 +63,11 @@ class FeedbackIntake:
 
     def receive(self, model: str, document: Any) -> Receipt:
         """Judge, deduplicate, count and hand on one post to ``model``'s route;
-        ValueError (NotFeedback) when the body as a whole is not feedback."""
+        NotFeedback when the body as a whole is not feedback."""
         now = self._clock()
         try:
             judged = judge(document, model, self.signer, now)
-        except ValueError:
+        except NotFeedback:
             self.refuse(model, Reason.INVALID)
             raise
         receipt = Receipt(judged.batch, errors=judged.errors)
