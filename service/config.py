@@ -174,6 +174,38 @@ SETTINGS: tuple[Setting, ...] = (
         "abandoned (the old version keeps serving), counted as a load_timeout failure, and "
         "retried with backoff once the abandoned attempt has returned.",
     ),
+    Setting(
+        "STAGESERVE_REQUEST_ID_KEY",
+        None,
+        "Key (at least 16 characters) that signs the request ids answers carry "
+        "(X-Feedback-Id), so feedback sent to any replica is credited to the version that "
+        "answered; every replica of a fleet must share it. Unset: a random key kept in the "
+        "runtime folder (one gateway only).",
+    ),
+    Setting(
+        "STAGESERVE_REQUEST_ID_KEY_FILE",
+        None,
+        "File holding the request id key (surrounding whitespace stripped); set by "
+        "--request-id-key-file. Not together with STAGESERVE_REQUEST_ID_KEY.",
+    ),
+    Setting(
+        "STAGESERVE_FEEDBACK_TOKEN",
+        None,
+        "Bearer token that POST /models/NAME/feedback requires; unset: feedback is open "
+        "(set one in production: rewards will steer traffic).",
+    ),
+    Setting(
+        "STAGESERVE_FEEDBACK_TOKEN_FILE",
+        None,
+        "File holding the feedback token (surrounding whitespace stripped); set by "
+        "--feedback-token-file. Not together with STAGESERVE_FEEDBACK_TOKEN.",
+    ),
+    Setting(
+        "STAGESERVE_FEEDBACK_MAX_AGE",
+        "2592000",
+        "Seconds after its answer that feedback for a request is still accepted (30 days: "
+        "labels come late); also how long a request's feedback is remembered as counted.",
+    ),
 )
 
 
@@ -268,6 +300,20 @@ def secret(env: Mapping[str, str], name: str) -> str | None:
         raise ConfigError(f"{file_name}: {path!r}: {exc}") from None
 
 
+MIN_REQUEST_ID_KEY_CHARS = 16
+
+
+def request_id_key(env: Mapping[str, str]) -> str | None:
+    """STAGESERVE_REQUEST_ID_KEY (or its file); a short key is refused (forgeable)."""
+    key = secret(env, "STAGESERVE_REQUEST_ID_KEY")
+    if key is not None and len(key) < MIN_REQUEST_ID_KEY_CHARS:
+        raise ConfigError(
+            f"the request id key (STAGESERVE_REQUEST_ID_KEY or its _FILE) has {len(key)} "
+            f"characters: give at least {MIN_REQUEST_ID_KEY_CHARS}, e.g. `openssl rand -hex 32`"
+        )
+    return key
+
+
 def split_list(raw: str | None) -> list[str]:
     return [part.strip() for part in (raw or "").split(",") if part.strip()]
 
@@ -349,6 +395,9 @@ class Settings:
     load_timeout_s: float = 600.0
     log_format: str = "text"
     access_log: bool = False
+    request_id_key: str | None = field(default=None, repr=False)  # never printed
+    feedback_token: str | None = field(default=None, repr=False)  # never printed
+    feedback_max_age_s: float = 30 * 24 * 3600.0
 
     @property
     def required_target(self) -> Target:
@@ -401,4 +450,7 @@ class Settings:
             load_timeout_s=_float(env, "STAGESERVE_LOAD_TIMEOUT", 0.1),
             log_format=log_format(env),
             access_log=access_log(env),
+            request_id_key=request_id_key(env),
+            feedback_token=secret(env, "STAGESERVE_FEEDBACK_TOKEN"),
+            feedback_max_age_s=_float(env, "STAGESERVE_FEEDBACK_MAX_AGE", 1.0),
         )

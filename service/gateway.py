@@ -8,7 +8,8 @@ the pool (service/lifecycle/), the request path answers predictions
 (service/ops/state_view.py), the refresh relay turns webhooks into polls
 (service/ops/refresh_relay.py), and the HTTP surface (service/api/) gets each endpoint
 the part it needs. Workers share the registry, the runtime folder (readiness markers,
-nudges, delivery ids, metric files) and ``BENTOML_HOME``.
+nudges, delivery ids, metric files, the request id key, feedback counted) and
+``BENTOML_HOME``.
 """
 
 from __future__ import annotations
@@ -23,12 +24,17 @@ from registry_watcher.watcher import PollResult, RegistryWatcher
 from service.api.admin import AdminApi
 from service.api.connections import ConnectionRecycler
 from service.api.experiment_route import ExperimentApi
+from service.api.feedback import FeedbackApi
 from service.api.invocations import Invocations
 from service.api.webhooks import WebhookApi
 from service.config import Settings
 from service.experiments.baseline_store import BaselineStore
+from service.experiments.feedback_intake import FeedbackIntake
 from service.experiments.gateway_experiments import GatewayExperiments
 from service.experiments.gateway_samples import gateway_samples
+from service.experiments.request_id_key import signing_key
+from service.experiments.request_ids import RequestIdSigner
+from service.experiments.seen_feedback import seen_feedback
 from service.inference.loaded_version import LoadedVersion
 from service.lifecycle import heap
 from service.lifecycle.availability import policy_for
@@ -121,7 +127,16 @@ class Gateway:
             settings.shadow_queue,
             settings.shadow_queue_bytes,
         )
-        self.requests = RequestPath(self.pool, self.policies.policy, self.mirror.submit, metrics)
+        # Answers carry ids signed with who answered; feedback names them (service/experiments/).
+        signer = RequestIdSigner(
+            signing_key(settings.request_id_key, settings.runtime_dir), settings.feedback_max_age_s
+        )
+        self.requests = RequestPath(
+            self.pool, self.policies.policy, self.mirror.submit, metrics, signer
+        )
+        self.feedback_intake = FeedbackIntake(
+            signer, seen_feedback(settings.runtime_dir), metrics, settings.models
+        )
 
         # --- between workers, and what the gateway shows
         self.relay = RefreshRelay(self.pool.models, self.watcher.refresh_now, metrics)
@@ -158,6 +173,13 @@ class Gateway:
             lambda model, control, at: metrics.policy_changed.labels(model, control).set(at),
         )
         self.experiment_api = ExperimentApi(self.experiments, self.pool.models)
+        self.feedback = FeedbackApi(
+            self.feedback_intake,
+            self.pool.models,
+            lambda: self.requests.model_for_default_route("feedback"),
+            settings.feedback_token,
+            settings.max_body_bytes,
+        )
         self.webhooks = WebhookApi(
             self.relay,
             settings.webhook_secret,
@@ -187,6 +209,7 @@ class Gateway:
             self.nudge.stop()
         if isinstance(self.loader, VersionLoader):
             self.loader.close()  # downloaded versions go with the worker
+        self.feedback_intake.close()
 
     def is_ready(self) -> bool:
         """Ready when this worker and every other worker of the gateway are (BentoML's

@@ -22,6 +22,7 @@ from registry_watcher.targets import Target, parse_target
 from registry_watcher.traffic_policy import TrafficPolicy
 from service.api.header_values import header_value
 from service.errors import ServingError, bad_request, client_error, model_not_served
+from service.experiments.request_ids import RequestIdSigner
 from service.lifecycle.servable import LoadedVersions, Servable
 from service.ops.metrics import Metrics
 from service.traffic import router
@@ -48,22 +49,34 @@ class Answerer(Servable, Protocol):
     ) -> bytes: ...
 
 
+REQUEST_ID = "X-Request-Id"
+FEEDBACK_ID = "X-Feedback-Id"
+
+
 @dataclass(frozen=True)
 class Answer:
-    """A prediction response: body plus the headers that say who answered."""
+    """A prediction response: body plus the headers that say who answered, and the ids
+    feedback names it by (service/experiments/request_ids.py): ``feedback_id`` signed
+    with who answered, ``request_id`` the client's own or else the same."""
 
     body: bytes
     model: str
     target: Target
     version: int
+    request_id: str = ""  # "" (and no id headers) when the path signs no ids
+    feedback_id: str = ""
 
     def headers(self) -> dict[str, str]:
         # A name outside Latin-1 cannot be a header value as is (service/api/header_values.py).
-        return {
+        headers = {
             "X-Model-Name": header_value(self.model),
             "X-Model-Version": str(self.version),
             "X-Model-Target": header_value(self.target.text),
         }
+        if self.feedback_id:
+            headers[REQUEST_ID] = self.request_id
+            headers[FEEDBACK_ID] = self.feedback_id
+        return headers
 
 
 @dataclass(frozen=True)
@@ -84,20 +97,27 @@ class RequestPath:
         policy_of: Callable[[str], TrafficPolicy],
         hand_off: Callable[[ShadowJob], object],
         metrics: Metrics,
+        signer: RequestIdSigner | None = None,
     ) -> None:
         self._pool = pool
         self._policy_of = policy_of
         self._hand_off = hand_off  # queue a shadow copy; never blocks
         self._metrics = metrics
+        self._signer = signer  # None: answers carry no request ids
 
-    def model_for_default_route(self) -> str:
-        """The model ``/invocations`` means: the only one served, or a 400."""
+    @property
+    def signs_ids(self) -> bool:
+        """Whether answers (errors too) carry X-Request-Id, and successes X-Feedback-Id."""
+        return self._signer is not None
+
+    def model_for_default_route(self, route: str = "invocations") -> str:
+        """The model ``/invocations`` (or ``/feedback``) means: the only one served, or a 400."""
         models = self._pool.models()
         if len(models) == 1:
             return models[0]
-        routes = ", ".join(f"/models/{m}/invocations" for m in models)
+        routes = ", ".join(f"/models/{m}/{route}" for m in models)
         raise bad_request(
-            f"This gateway serves {len(models)} models, so /invocations is ambiguous. "
+            f"This gateway serves {len(models)} models, so /{route} is ambiguous. "
             f"Use one of: {routes}."
         )
 
@@ -108,8 +128,10 @@ class RequestPath:
         body: bytes,
         content_type: str | None,
         routing_key: str | None = None,
+        request_id: str | None = None,
     ) -> Answer:
-        """Answer one prediction request; a ServingError for what the client is told."""
+        """Answer one prediction request; a ServingError for what the client is told.
+        ``request_id``: the client's own, well-formed, if it sent one."""
         started = time.perf_counter()
         metrics = self._metrics
         targets = self._pool.targets(model)
@@ -143,7 +165,11 @@ class RequestPath:
             self._hand_off(
                 ShadowJob(model, label_target, route.shadow.text, body, content_type, payload, loop)
             )
-        return Answer(payload, model, route.target, route.loaded.ref.version)
+        version = route.loaded.ref.version
+        if self._signer is None:
+            return Answer(payload, model, route.target, version)
+        feedback_id = self._signer.issue(model, label_target, version, time.time())
+        return Answer(payload, model, route.target, version, request_id or feedback_id, feedback_id)
 
     def count_refused(self, model: str | None, outcome: str) -> None:
         """Count a prediction request that ended before ``invoke`` (no model to route to,

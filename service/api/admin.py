@@ -42,8 +42,11 @@ class AdminApi:
     token: str | None  # STAGESERVE_ADMIN_TOKEN; None: writes are off
 
 
-def check_token(configured: str | None, authorization: str | None) -> ServingError | None:
-    """None when the request may write; otherwise the error to answer. Never logs tokens."""
+def check_token(
+    configured: str | None, authorization: str | None, what: str = "admin"
+) -> ServingError | None:
+    """None when the request may write; otherwise the error to answer. Never logs tokens.
+    ``what`` names the token in the message (the feedback API checks its own with this)."""
     if not configured:
         return ServingError(
             403,
@@ -57,7 +60,7 @@ def check_token(configured: str | None, authorization: str | None) -> ServingErr
             401, "UNAUTHENTICATED", "Missing 'Authorization: Bearer <token>' header.", "forbidden"
         )
     if not hmac.compare_digest(presented.strip().encode(), configured.encode()):
-        return ServingError(401, "UNAUTHENTICATED", "Invalid admin token.", "forbidden")
+        return ServingError(401, "UNAUTHENTICATED", f"Invalid {what} token.", "forbidden")
     return None
 
 
@@ -105,7 +108,7 @@ def admin_routes(get: Callable[[], AdminApi]) -> list[Route]:
                 await change(request, traffic, name)
                 return json_response(traffic_json(traffic.view(name)), indent=INDENT)
             except ServingError as error:
-                return error_response(error, _auth_headers(error))
+                return error_response(error, unauthorized_headers(error))
 
         return endpoint
 
@@ -147,5 +150,5 @@ def admin_routes(get: Callable[[], AdminApi]) -> list[Route]:
     ]
 
 
-def _auth_headers(error: ServingError) -> dict[str, str] | None:
+def unauthorized_headers(error: ServingError) -> dict[str, str] | None:
     return {"WWW-Authenticate": "Bearer"} if error.status == 401 else None

@@ -1,4 +1,4 @@
-"""The HTTP surface: MLflow scoring protocol, health, the admin and webhook APIs, and
+"""The HTTP surface: MLflow scoring protocol, feedback, health, the admin and webhook APIs, and
 the description of them all (service/api/api_docs.py).
 
 A small Starlette app mounted into the BentoML service. It reads the raw body and
@@ -22,6 +22,7 @@ from service.api import error_pages
 from service.api.admin import admin_routes
 from service.api.api_docs import api_docs_routes
 from service.api.experiment_route import experiment_routes
+from service.api.feedback import feedback_routes
 from service.api.invocations import invocation_routes
 from service.api.webhooks import webhook_routes
 from service.gateway import Gateway
@@ -50,6 +51,7 @@ def create_app(get_gateway: Callable[[], Gateway]) -> Starlette:
         exception_handlers=error_pages.handlers(),
         routes=[
             *invocation_routes(lambda: get_gateway().invocations),
+            *feedback_routes(lambda: get_gateway().feedback),
             *health_routes(lambda: get_gateway().view.health()),
             Route("/version", version, methods=["GET"]),
             *admin_routes(lambda: get_gateway().admin),

@@ -24,8 +24,9 @@ from service.api.bodies import read_body
 from service.api.connections import ConnectionRecycler
 from service.api.responses import error_response
 from service.errors import JSON, ServingError, internal_error
-from service.logs.access_log import REQUEST_ID_HEADER, AccessLog, access_entry
-from service.request_path import Answer, RequestPath
+from service.experiments.request_ids import fresh_request_id
+from service.logs.access_log import MISSING, REQUEST_ID_HEADER, AccessLog, access_entry, request_id
+from service.request_path import REQUEST_ID, Answer, RequestPath
 from service.traffic.pinning import TARGET_HEADER
 
 log = logging.getLogger("stageserve.http")
@@ -59,6 +60,7 @@ def invocation_routes(get: Callable[[], Invocations]) -> list[Route]:
         started = time.perf_counter()
         # Cancelled (BentoML's request timeout, which answers 504) unless it returns.
         status, name, answer = 504, model, None
+        response: Response | None = None
         try:
             response, name, answer = await respond(parts, request, model)
             status = response.status_code
@@ -72,7 +74,10 @@ def invocation_routes(get: Callable[[], Invocations]) -> list[Route]:
                     answer.model if answer is not None else name,
                     answer.target.text if answer is not None else None,
                     answer.version if answer is not None else None,
-                    request.headers.get(REQUEST_ID_HEADER),
+                    # The id the answer carries (before it: the client's, if any).
+                    response.headers.get(REQUEST_ID_HEADER)
+                    if response is not None
+                    else request.headers.get(REQUEST_ID_HEADER),
                     time.perf_counter() - started,
                 )
             )
@@ -80,6 +85,14 @@ def invocation_routes(get: Callable[[], Invocations]) -> list[Route]:
     async def respond(parts: Invocations, request: Request, model: str | None) -> Outcome:
         requests = parts.requests
         name = model
+        client_id = request_id(request.headers.get(REQUEST_ID_HEADER))
+        known_id = None if client_id == MISSING else client_id
+
+        def refused(error: ServingError) -> Response:
+            # An error answer names no version: its id is the client's or a random one.
+            id_header = {REQUEST_ID: known_id or fresh_request_id()}
+            return error_response(error, id_header if requests.signs_ids else None)
+
         try:
             if name is None:
                 name = requests.model_for_default_route()
@@ -88,14 +101,14 @@ def invocation_routes(get: Callable[[], Invocations]) -> list[Route]:
             )
         except ServingError as error:
             requests.count_refused(name, error.outcome)
-            return error_response(error), name, None
+            return refused(error), name, None
         except asyncio.CancelledError:  # BentoML's request timeout, while reading the body
             requests.count_refused(name, "timeout")
             raise
         except Exception:
             requests.count_refused(name, "error")
             log.exception("unexpected error while reading a prediction request")
-            return error_response(internal_error()), name, None
+            return refused(internal_error()), name, None
         asked = request.headers
         try:
             answer = await requests.invoke(
@@ -104,12 +117,13 @@ def invocation_routes(get: Callable[[], Invocations]) -> list[Route]:
                 body,
                 asked.get("content-type"),
                 asked.get(parts.routing_key_header),
+                known_id,
             )
         except ServingError as error:
-            return error_response(error), name, None
+            return refused(error), name, None
         except Exception:
             log.exception("unexpected error while serving a prediction")
-            return error_response(internal_error()), name, None
+            return refused(internal_error()), name, None
         headers = answer.headers()
         if parts.connections.should_close(request.scope.get("client")):
             headers["Connection"] = "close"

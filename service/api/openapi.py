@@ -24,10 +24,13 @@ from registry_watcher.deliveries import (
 )
 from registry_watcher.traffic_policy import MAX_TARGETS, POLICY_TAG
 from service.api.admin import MAX_POLICY_BYTES
+from service.api.feedback import MAX_ERRORS_SHOWN
 from service.api.openapi_experiment import experiment_path, experiment_schema
 from service.api.webhooks import MAX_DELIVERY_BYTES, STATUS
 from service.config import SETTINGS
 from service.errors import JSON, MAX_MESSAGE_CHARS
+from service.experiments.feedback_items import MAX_ITEMS, MAX_TRUTH_BYTES, Reason
+from service.request_path import FEEDBACK_ID, REQUEST_ID
 from service.traffic.pinning import TARGET_HEADER
 from service.traffic.policy_book import ADMIN, DEFAULT, REGISTRY
 
@@ -61,12 +64,17 @@ def _text(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"text/plain": {"schema": {"type": "string"}}}}
 
 
-def _errors(described: Mapping[int, str]) -> dict[str, Any]:
-    """Error answers, all MLflow's ``{"error_code", "message"}``."""
-    return {
+def _errors(described: Mapping[int, str], headers: Iterable[str] = ()) -> dict[str, Any]:
+    """Error answers, all MLflow's ``{"error_code", "message"}`` (with ``headers``)."""
+    answers: dict[str, Any] = {
         str(status): {"description": text, "content": _json(_ref("schemas", "Error"))}
         for status, text in described.items()
     }
+    named = {name: _ref("headers", name) for name in headers}
+    if named:
+        for answer in answers.values():
+            answer["headers"] = named
+    return answers
 
 
 # --- schemas ---------------------------------------------------------------------------
@@ -303,6 +311,72 @@ def _schemas() -> dict[str, Schema]:
             },
         },
         "Experiment": experiment_schema(),
+        "FeedbackItem": {
+            "type": "object",
+            "description": "Feedback on one answered request: a reward, a truth, or both "
+            "(each counted once per request, whenever it comes).",
+            "required": ["request_id"],
+            "additionalProperties": False,
+            "anyOf": [{"required": ["reward"]}, {"required": ["truth"]}],
+            "properties": {
+                "request_id": {
+                    "type": "string",
+                    "description": f"The answer's `{FEEDBACK_ID}` header (signed with the "
+                    "model, target and version that answered).",
+                },
+                "reward": {"type": "number", "description": "Any finite number."},
+                "truth": {
+                    "description": f"The true value or label, any JSON (at most "
+                    f"{MAX_TRUTH_BYTES} bytes serialized); logged, not aggregated."
+                },
+            },
+            "examples": [
+                {
+                    "request_id": "ss1.ZGlhYmV0ZXM.UHJvZHVjdGlvbg.1.1764460000.XhGMqbjgyXE."
+                    "rsW-19HsxFqdJxl0ByDJKg",
+                    "reward": 1,
+                }
+            ],
+        },
+        "FeedbackAccepted": {
+            "type": "object",
+            "required": ["accepted", "duplicate", "request_id", "model", "target", "version"],
+            "properties": {
+                "accepted": {"type": "boolean", "description": "Counted now."},
+                "duplicate": {
+                    "type": "boolean",
+                    "description": "Already counted before (by any worker): not counted again.",
+                },
+                "request_id": {"type": "string"},
+                "model": {"type": "string"},
+                "target": {"type": "string"},
+                "version": {"type": "integer"},
+            },
+        },
+        "FeedbackCounts": {
+            "type": "object",
+            "required": ["accepted", "duplicates", "refused", "errors"],
+            "properties": {
+                "accepted": {"type": "integer", "minimum": 0},
+                "duplicates": {"type": "integer", "minimum": 0},
+                "refused": {"type": "integer", "minimum": 0},
+                "errors": {
+                    "type": "array",
+                    "description": f"The first {MAX_ERRORS_SHOWN} refused items.",
+                    "maxItems": MAX_ERRORS_SHOWN,
+                    "items": {
+                        "type": "object",
+                        "required": ["index", "error_code", "reason", "message"],
+                        "properties": {
+                            "index": {"type": "integer", "minimum": 0},
+                            "error_code": {"type": "string"},
+                            "reason": {"type": "string", "enum": [r.value for r in Reason]},
+                            "message": {"type": "string"},
+                        },
+                    },
+                },
+            },
+        },
         "WebhookAccepted": {
             "type": "object",
             "required": ["status", "message"],
@@ -367,6 +441,18 @@ def _answer_headers() -> dict[str, Any]:
             "description": "The target that answered: `Production`, `@champion`, `7`." + encoded,
             "schema": {"type": "string"},
         },
+        REQUEST_ID: {
+            "description": f"The client's own `{REQUEST_ID}` when it sent a well-formed one "
+            f"(1-128 of `A-Za-z0-9._:-`), else the `{FEEDBACK_ID}` (an error answer: a random "
+            "id).",
+            "schema": {"type": "string"},
+        },
+        FEEDBACK_ID: {
+            "description": "The id feedback on this answer names: signed with the model, "
+            "target and version that answered and the time; valid on every replica sharing "
+            "STAGESERVE_REQUEST_ID_KEY, for STAGESERVE_FEEDBACK_MAX_AGE.",
+            "schema": {"type": "string"},
+        },
     }
 
 
@@ -404,9 +490,57 @@ def _prediction(summary: str, extra_errors: Mapping[int, str]) -> dict[str, Any]
                 "description": "The predictions, as `mlflow models serve` answers them.",
                 "headers": {
                     name: _ref("headers", name)
-                    for name in ("X-Model-Name", "X-Model-Version", "X-Model-Target")
+                    for name in (
+                        "X-Model-Name",
+                        "X-Model-Version",
+                        "X-Model-Target",
+                        REQUEST_ID,
+                        FEEDBACK_ID,
+                    )
                 },
                 "content": _json(_ref("schemas", "Predictions")),
+            },
+            **_errors(dict(sorted(errors.items())), headers=[REQUEST_ID]),
+        },
+    }
+
+
+def _feedback(summary: str, extra_errors: Mapping[int, str]) -> dict[str, Any]:
+    errors = {
+        400: "Not JSON, not feedback, or (one item) refused: unsigned (a client's own id), "
+        "malformed, forged (another key), expired, for another model, or invalid.",
+        **extra_errors,
+        401: "STAGESERVE_FEEDBACK_TOKEN is set and the bearer token is missing or wrong.",
+        413: "Body larger than STAGESERVE_MAX_BODY_BYTES.",
+    }
+    item = _ref("schemas", "FeedbackItem")
+    return {
+        "summary": summary,
+        "tags": ["feedback"],
+        "security": [{}, {"feedbackToken": []}],
+        "requestBody": {
+            "required": True,
+            "content": _json(
+                {
+                    "oneOf": [
+                        item,
+                        {"type": "array", "items": item, "maxItems": MAX_ITEMS},
+                    ]
+                }
+            ),
+        },
+        "responses": {
+            "200": {
+                "description": "One item: accepted, or a duplicate (counted before). A list: "
+                "the counts and the refused items' errors.",
+                "content": _json(
+                    {
+                        "oneOf": [
+                            _ref("schemas", "FeedbackAccepted"),
+                            _ref("schemas", "FeedbackCounts"),
+                        ]
+                    }
+                ),
             },
             **_errors(dict(sorted(errors.items()))),
         },
@@ -529,6 +663,19 @@ def _paths() -> dict[str, Any]:
                 {404: "The model is not served here (RESOURCE_DOES_NOT_EXIST)."},
             ),
         },
+        "/feedback": {
+            "post": _feedback(
+                "Feedback (rewards, truths) on the served model's answers",
+                {400: "As above, or several models are served: the message lists their routes."},
+            )
+        },
+        "/models/{name}/feedback": {
+            "parameters": [_ref("parameters", "ModelName")],
+            "post": _feedback(
+                "Feedback (rewards, truths) on one served model's answers",
+                {404: "The model is not served here (RESOURCE_DOES_NOT_EXIST)."},
+            ),
+        },
         "/ping": _get("Readiness, as mlflow models serve answers it", "health", _health()),
         "/health": _get("Readiness (same as /ping)", "health", _health()),
         "/readyz": _get(
@@ -611,6 +758,7 @@ def openapi_document(version: str) -> dict[str, Any]:
             {"name": name, "description": description}
             for name, description in (
                 ("predictions", "MLflow's scoring protocol"),
+                ("feedback", "Rewards and truths for answered requests"),
                 ("health", "Readiness and liveness"),
                 ("admin", "What is served; traffic policies"),
                 ("webhooks", "MLflow registry webhooks"),
@@ -628,7 +776,13 @@ def openapi_document(version: str) -> dict[str, Any]:
                     "scheme": "bearer",
                     "description": "The gateway's STAGESERVE_ADMIN_TOKEN (compared in "
                     "constant time); without it, writes are off (403).",
-                }
+                },
+                "feedbackToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "The gateway's STAGESERVE_FEEDBACK_TOKEN, when set; "
+                    "without it, feedback is open.",
+                },
             },
         },
     }

@@ -110,6 +110,22 @@ def add_secret_file_options(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="file holding the MLflow webhook's secret (sets STAGESERVE_WEBHOOK_SECRET_FILE)",
     )
+    parser.add_argument(
+        "--request-id-key-file",
+        type=secret_file,
+        default=None,
+        metavar="PATH",
+        help="file holding the key that signs request ids, the same for every replica "
+        "(sets STAGESERVE_REQUEST_ID_KEY_FILE)",
+    )
+    parser.add_argument(
+        "--feedback-token-file",
+        type=secret_file,
+        default=None,
+        metavar="PATH",
+        help="file holding the bearer token feedback posts need (sets "
+        "STAGESERVE_FEEDBACK_TOKEN_FILE)",
+    )
 
 
 def serve_env(args: argparse.Namespace, base: dict[str, str]) -> dict[str, str]:
@@ -141,4 +157,8 @@ def serve_env(args: argparse.Namespace, base: dict[str, str]) -> dict[str, str]:
         env["STAGESERVE_ADMIN_TOKEN_FILE"] = args.admin_token_file
     if getattr(args, "webhook_secret_file", None):
         env["STAGESERVE_WEBHOOK_SECRET_FILE"] = args.webhook_secret_file
+    if getattr(args, "request_id_key_file", None):
+        env["STAGESERVE_REQUEST_ID_KEY_FILE"] = args.request_id_key_file
+    if getattr(args, "feedback_token_file", None):
+        env["STAGESERVE_FEEDBACK_TOKEN_FILE"] = args.feedback_token_file
     return env

@@ -54,6 +54,13 @@ class Metrics:
     process_start: Gauge
     target_stale: Gauge
     policy_changed: Gauge
+    feedback: Counter
+    feedback_refused: Counter
+    reward_count: Counter
+    reward_positive_sum: Counter
+    reward_negative_sum: Counter
+    reward_squares_sum: Counter
+    reward_nonbinary: Counter
 
 
 _metrics: Metrics | None = None
@@ -216,6 +223,45 @@ def _create() -> Metrics:
             "is the policy in force. Max over workers.",
             ["model", "control"],
             multiprocess_mode="livemax",
+        ),
+        feedback=Counter(
+            "stageserve_feedback_total",
+            "Feedback items by the model, target and version that answered their request, "
+            "and result: accepted, or duplicate (already counted, by any worker).",
+            ["model", "target", "version", "result"],
+        ),
+        feedback_refused=Counter(
+            "stageserve_feedback_refused_total",
+            'Feedback refused, by model ("other" for a name not served) and reason: '
+            "unsigned, malformed, forged, expired, wrong_model, invalid (items), "
+            "unauthorized (posts).",
+            ["model", "reason"],
+        ),
+        reward_count=Counter(
+            "stageserve_reward_count_total",
+            "Rewards counted, by the model, target and version that answered.",
+            ["model", "target", "version"],
+        ),
+        reward_positive_sum=Counter(
+            "stageserve_reward_positive_sum_total",
+            "Sum of the positive rewards; the reward sum is this minus "
+            "stageserve_reward_negative_sum_total.",
+            ["model", "target", "version"],
+        ),
+        reward_negative_sum=Counter(
+            "stageserve_reward_negative_sum_total",
+            "Sum of the magnitudes of the negative rewards (counters never decrease).",
+            ["model", "target", "version"],
+        ),
+        reward_squares_sum=Counter(
+            "stageserve_reward_squares_sum_total",
+            "Sum of the squared rewards (the variance's other half).",
+            ["model", "target", "version"],
+        ),
+        reward_nonbinary=Counter(
+            "stageserve_reward_nonbinary_total",
+            "Rewards other than 0 and 1 (0: the rewards are binary).",
+            ["model", "target", "version"],
         ),
     )
 

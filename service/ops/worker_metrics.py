@@ -14,6 +14,8 @@ from collections.abc import Mapping
 
 from registry_watcher.state import StateDiff
 from registry_watcher.targets import Target
+from service.experiments.feedback_items import Reason
+from service.experiments.feedback_tally import FEEDBACK_RESULTS
 from service.ops.metrics import Metrics
 from service.ops.process_stats import read_process_stats
 
@@ -36,6 +38,8 @@ class WorkerMetrics:
                 for result in SWAP_RESULTS:
                     m.swaps.labels(model, target.text, result)
             m.policy_valid.labels(model).set(1)
+            for reason in Reason:
+                m.feedback_refused.labels(model, reason.value)
         m.registry_up.set(0)
         m.process_start.set(started_at)
         self.process_stats()
@@ -53,6 +57,22 @@ class WorkerMetrics:
         if version is not None:
             self._m.requests.labels(model, target.text, str(version), "success")
             self._m.request_duration.labels(model, target.text, str(version))
+            self.feedback_series(model, target.text, str(version))
+
+    def feedback_series(self, model: str, target: str, version: str) -> None:
+        """The feedback and reward series of a version that serves, at zero, so that a
+        rate over them starts from its first item."""
+        m = self._m
+        for result in FEEDBACK_RESULTS:
+            m.feedback.labels(model, target, version, result)
+        for counter in (
+            m.reward_count,
+            m.reward_positive_sum,
+            m.reward_negative_sum,
+            m.reward_squares_sum,
+            m.reward_nonbinary,
+        ):
+            counter.labels(model, target, version)
 
     def stale(self, model: str, target: Target, reason: str | None) -> None:
         self._m.target_stale.labels(model, target.text).set(0 if reason is None else 1)

@@ -452,3 +452,99 @@ def test_json_logs_every_line_and_an_access_record_per_prediction(served) -> Non
         assert lines[0].startswith(f"downloading {v1.name} v{version} (")
         assert " files, " in lines[0] and "B" in lines[0]  # the size was listed
         assert lines[-1].startswith(f"loaded {v1.name} version {version} in ")
+
+
+def _feedback_counts(gateway: Gateway, name: str) -> dict[tuple[str, ...], float]:
+    """(metric, target, version[, result or reason]) -> value, of this model's feedback."""
+    from tests.integration.harness import metric_samples
+
+    text = gateway.get("/metrics").text
+    out: dict[tuple[str, ...], float] = {}
+    for metric in ("stageserve_feedback_total", "stageserve_reward_count_total",
+                   "stageserve_reward_positive_sum_total", "stageserve_reward_negative_sum_total",
+                   "stageserve_reward_squares_sum_total", "stageserve_reward_nonbinary_total",
+                   "stageserve_feedback_refused_total"):  # fmt: skip
+        for labels, value in metric_samples(text, metric).items():
+            named = dict(labels)
+            if named.get("model") == name:
+                key = (named.get("target", ""), named.get("version", ""))
+                out[(metric, *key, named.get("result", named.get("reason", "")))] = value
+    return out
+
+
+def test_answers_carry_request_ids_and_feedback_is_credited_to_them(served) -> None:
+    v1, gateway, _ = served
+    name = v1.name
+    made = gateway.post("/invocations", json=split_payload())
+    own = gateway.post("/invocations", json=split_payload(), headers={"X-Request-Id": "client-42"})
+    staging = gateway.post(
+        "/invocations", json=split_payload(), headers={"X-Model-Target": "Staging"}
+    )
+    failed = gateway.post(
+        "/invocations", content=b"{nope", headers={"Content-Type": "application/json"}
+    )
+    assert [r.status_code for r in (made, own, staging, failed)] == [200, 200, 200, 400]
+    assert made.headers["X-Request-Id"] == made.headers["X-Feedback-Id"]
+    assert (
+        made.headers["X-Feedback-Id"].startswith("ss1.")
+        and len(made.headers["X-Feedback-Id"]) < 120
+    )
+    assert own.headers["X-Request-Id"] == "client-42"
+    assert own.headers["X-Feedback-Id"].startswith("ss1.")
+    assert failed.headers["X-Request-Id"] and "X-Feedback-Id" not in failed.headers
+    staging_version = staging.headers["X-Model-Version"]
+    assert staging_version != v1.version
+
+    def post(body: object) -> httpx.Response:
+        return gateway.post("/feedback", json=body)
+
+    prod_id, staging_id = made.headers["X-Feedback-Id"], staging.headers["X-Feedback-Id"]
+    first = post({"request_id": prod_id, "reward": 1})
+    assert first.status_code == 200, first.text
+    assert first.json() == {
+        "accepted": True,
+        "duplicate": False,
+        "request_id": prod_id,
+        "model": name,
+        "target": "Production",
+        "version": int(v1.version),
+    }
+    assert post({"request_id": staging_id, "reward": 0.25, "truth": 151.0}).json()["accepted"]
+    again = post({"request_id": prod_id, "reward": 1})
+    assert again.status_code == 200 and again.json()["duplicate"] is True
+    unsigned = post({"request_id": "client-42", "reward": 1})
+    assert unsigned.status_code == 400 and "X-Feedback-Id" in unsigned.json()["message"]
+    forged = post({"request_id": prod_id[:-2] + ("AA" if not prod_id.endswith("AA") else "BB"),
+                   "reward": 1})  # fmt: skip
+    assert forged.status_code == 400 and "not issued" in forged.json()["message"]
+    batch = gateway.post(f"/models/{name}/feedback", json=[
+        {"request_id": own.headers["X-Feedback-Id"], "reward": -2},
+        {"request_id": staging_id, "reward": 0.25},
+        {"request_id": "client-42", "reward": 1},
+    ])  # fmt: skip
+    assert batch.json() == {"accepted": 1, "duplicates": 1, "refused": 1, "errors": [
+        {"index": 2, "error_code": "INVALID_PARAMETER_VALUE", "reason": "unsigned",
+         "message": batch.json()["errors"][0]["message"]}]}  # fmt: skip
+
+    counts = _feedback_counts(gateway, name)
+    prod, stag = ("Production", v1.version), ("Staging", staging_version)
+    assert counts[("stageserve_feedback_total", *prod, "accepted")] == 2
+    assert counts[("stageserve_feedback_total", *prod, "duplicate")] == 1
+    assert counts[("stageserve_feedback_total", *stag, "accepted")] == 1
+    assert counts[("stageserve_feedback_total", *stag, "duplicate")] == 1
+    assert counts[("stageserve_reward_count_total", *prod, "")] == 2
+    assert counts[("stageserve_reward_positive_sum_total", *prod, "")] == 1
+    assert counts[("stageserve_reward_negative_sum_total", *prod, "")] == 2
+    assert counts[("stageserve_reward_squares_sum_total", *prod, "")] == 5
+    assert counts[("stageserve_reward_nonbinary_total", *prod, "")] == 1
+    assert counts[("stageserve_reward_positive_sum_total", *stag, "")] == 0.25
+    assert counts[("stageserve_feedback_refused_total", "", "", "unsigned")] == 2
+    assert counts[("stageserve_feedback_refused_total", "", "", "forged")] == 1
+    assert counts[("stageserve_feedback_refused_total", "", "", "expired")] == 0  # at zero
+
+    # The access log records the id each answer carries, the gateway's own included.
+    def logged() -> bool:
+        ids = {r.get("request_id") for r in _log_records(gateway)}
+        return {made.headers["X-Request-Id"], "client-42", failed.headers["X-Request-Id"]} <= ids
+
+    assert wait_until(logged, 10), gateway.log_tail()

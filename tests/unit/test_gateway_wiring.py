@@ -78,3 +78,22 @@ def test_webhooks_are_off_without_a_secret() -> None:
     gw = gateway()
     off = TestClient(create_app(lambda: gw)).post("/webhooks/mlflow", content=b"{}")
     assert off.status_code == 404 and "STAGESERVE_WEBHOOK_SECRET" in off.json()["message"]
+
+
+def test_error_answers_carry_a_request_id_and_feedback_reaches_the_intake(tmp_path) -> None:
+    gw = gateway(STAGESERVE_RUNTIME_DIR=str(tmp_path))
+    client = TestClient(create_app(lambda: gw))
+    made = client.post("/invocations", json={"inputs": [[1]]})
+    assert made.status_code == 503 and made.headers["X-Request-Id"]
+    assert "X-Feedback-Id" not in made.headers  # an error names no version
+    own = client.post("/invocations", json={}, headers={"X-Request-Id": "mine-1"})
+    assert own.headers["X-Request-Id"] == "mine-1"
+    feedback_id = gw.feedback_intake.signer.issue("wired", "Production", 3, time.time())
+    answer = client.post("/feedback", json={"request_id": feedback_id, "reward": 1})
+    assert answer.status_code == 200 and answer.json()["version"] == 3
+    refused = client.post(
+        "/feedback", json={"request_id": made.headers["X-Request-Id"], "reward": 1}
+    )
+    assert refused.status_code == 400 and "X-Feedback-Id" in refused.json()["message"]
+    assert (tmp_path / "request-id.key").exists() and (tmp_path / "feedback-seen.sqlite").exists()
+    gw.feedback_intake.close()

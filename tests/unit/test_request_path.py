@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -170,3 +171,23 @@ def test_the_shadow_leg_runs_through_the_shadow_version_and_counts() -> None:
         ShadowLeg(Pool({"m": {PROD: version(3)}}), metrics).run(job)
     leg.record(job, "agree")
     assert metrics.shadow.of("m", "Production", "Staging", "agree") == 1
+
+
+def test_answers_carry_a_signed_feedback_id_and_the_clients_request_id() -> None:
+    from service.experiments.request_ids import Attribution, RequestIdSigner
+
+    signer = RequestIdSigner(b"k" * 32)
+    pool = Pool({"m": {PROD: version(3), STAGING: version(4)}})
+    requests = RequestPath(pool, lambda m: default_policy(PROD), [].append, fake_metrics(), signer)
+    assert requests.signs_ids
+    made = asyncio.run(requests.invoke("m", "Staging", b"{}", "application/json"))
+    attribution = signer.verify(made.feedback_id, time.time())
+    assert isinstance(attribution, Attribution)
+    assert (attribution.model, attribution.target, attribution.version) == ("m", "Staging", 4)
+    assert made.request_id == made.feedback_id
+    assert made.headers()["X-Request-Id"] == made.headers()["X-Feedback-Id"] == made.feedback_id
+    own = asyncio.run(requests.invoke("m", None, b"{}", "application/json", None, "client-7"))
+    assert own.headers()["X-Request-Id"] == "client-7"
+    assert own.headers()["X-Feedback-Id"] != "client-7"
+    assert not path(pool)[0].signs_ids  # no signer: no ids
+    assert "X-Request-Id" not in run(path(pool)[0]).headers()
