@@ -46,12 +46,20 @@ def gateway(
         gateway.stop()
 
 
-def predict(gateway: Gateway, model: str, client: httpx.Client) -> tuple[str, int]:
+def answer_of(gateway: Gateway, model: str, client: httpx.Client) -> httpx.Response:
     answer = client.post(
         f"{gateway.url}/models/{model}/invocations", json=split_payload(), timeout=30
     )
     assert answer.status_code == 200, answer.text
+    return answer
+
+
+def who(answer: httpx.Response) -> tuple[str, int]:
     return answer.headers["X-Model-Target"], int(answer.headers["X-Model-Version"])
+
+
+def predict(gateway: Gateway, model: str, client: httpx.Client) -> tuple[str, int]:
+    return who(answer_of(gateway, model, client))
 
 
 def test_the_experiment_counts_what_each_version_answered_since_the_policy_changed(
@@ -78,7 +86,8 @@ def test_the_experiment_counts_what_each_version_answered_since_the_policy_chang
     # Both workers route by the new policy once each has polled (0.5 s); counting is by
     # what answered either way.
     with httpx.Client() as client:  # new connections: both workers answer some
-        answered = Counter(predict(gateway, model_name, client) for _ in range(REQUESTS))
+        answers = [answer_of(gateway, model_name, client) for _ in range(REQUESTS)]
+    answered = Counter(who(a) for a in answers)
     assert set(answered) == {("Production", 1), ("Staging", 2)}
 
     answer = gateway.get(path)
@@ -110,6 +119,31 @@ def test_the_experiment_counts_what_each_version_answered_since_the_policy_chang
         "Staging": ["Staging", "2", str(answered["Staging", 2])],
     }
     print(table.stdout)  # for the record (pytest -s)
+
+    # Feedback on every answer, in one batch: the rewards land on the version that
+    # answered each request (read back from its signed id, not from the client).
+    rewards = {
+        answer.headers["X-Feedback-Id"]: (who(answer), float(index % 3 == 0) + 0.5 * index)
+        for index, answer in enumerate(answers)
+    }
+    posted = httpx.post(
+        f"{gateway.url}/models/{model_name}/feedback",
+        json=[{"request_id": rid, "reward": reward} for rid, (_, reward) in rewards.items()],
+        timeout=30,
+    )
+    assert posted.status_code == 200, posted.text
+    assert posted.json()["accepted"] == REQUESTS
+    by_version: dict[tuple[str, int], list[float]] = {}
+    for key, reward in rewards.values():
+        by_version.setdefault(key, []).append(reward)
+    result = gateway.get(path).json()
+    for row in result["targets"]:
+        mine = by_version[row["target"], row["version"]]
+        assert row["feedback"] == len(mine)
+        assert row["reward"]["mean"] == pytest.approx(sum(mine) / len(mine), rel=1e-12)
+    staging = result["targets"][1]
+    assert staging["vs_control"]["test"] == "welch"  # continuous rewards on both sides
+    assert 0 <= staging["vs_control"]["p_value"] <= 1
 
     refused = gateway.get(path, params={"since": "2h"})
     assert refused.status_code == 400 and "--prometheus" in refused.json()["message"]
