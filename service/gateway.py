@@ -14,6 +14,7 @@ nudges, delivery ids, metric files) and ``BENTOML_HOME``.
 from __future__ import annotations
 
 import logging
+import os
 import time
 
 from registry_watcher.reader import RegistryReader, poll_timeout_s
@@ -26,6 +27,8 @@ from service.api.invocations import Invocations
 from service.api.webhooks import WebhookApi
 from service.config import Settings
 from service.inference.loaded_version import LoadedVersion
+from service.inference_log.log_counts import MetricCounts
+from service.inference_log.recorder import InferenceLog, inference_log_from
 from service.lifecycle import heap
 from service.lifecycle.availability import policy_for
 from service.lifecycle.backoff import ExponentialBackoff
@@ -118,6 +121,8 @@ class Gateway:
             settings.shadow_queue_bytes,
         )
         self.requests = RequestPath(self.pool, self.policies.policy, self.mirror.submit, metrics)
+        # The feedback endpoint records its items here too (record_feedback).
+        self.inference_log = inference_log(settings, MetricCounts(metrics), self.started_at)
 
         # --- between workers, and what the gateway shows
         self.relay = RefreshRelay(self.pool.models, self.watcher.refresh_now, metrics)
@@ -144,6 +149,7 @@ class Gateway:
             settings.max_body_bytes,
             settings.routing_key_header,
             AccessLog() if settings.access_log else None,
+            self.inference_log,
         )
         self.admin = AdminApi(self.view, self.traffic, settings.admin_token)
         self.webhooks = WebhookApi(
@@ -163,11 +169,15 @@ class Gateway:
         if self.nudge is not None:
             self.nudge.start()
         self.mirror.start()
+        if self.inference_log is not None:
+            self.inference_log.start()
         self.pool.start()
         self.watcher.start()
 
     def stop(self) -> None:
         self.readiness.withdraw()
+        if self.inference_log is not None:
+            self.inference_log.stop()  # every accepted row written, files completed (bounded)
         self.watcher.stop()
         self.pool.stop()
         self.mirror.stop()
@@ -218,3 +228,23 @@ class Gateway:
         except OSError as exc:  # e.g. a runtime folder made unwritable
             log.warning("worker housekeeping failed: %s", exc)
         self.metrics.polled(result.ok, self.watcher.status.consecutive_failures)
+
+
+def inference_log(
+    settings: Settings, counts: MetricCounts, started_at: float
+) -> InferenceLog | None:
+    """The worker's inference log, as the settings ask (None: off)."""
+    return inference_log_from(
+        folder=settings.inference_log_dir,
+        url=settings.inference_log_url,
+        sample=settings.inference_log_sample,
+        max_input_bytes=settings.inference_log_max_input_bytes,
+        max_file_bytes=settings.inference_log_max_file_bytes,
+        rotate_s=settings.inference_log_rotate_s,
+        queue_rows=settings.inference_log_queue,
+        queue_bytes=settings.inference_log_queue_bytes,
+        sink_queue_rows=settings.inference_log_sink_queue,
+        counts=counts,
+        pid=os.getpid(),
+        started_at=started_at,
+    )

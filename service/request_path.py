@@ -56,6 +56,7 @@ class Answer:
     model: str
     target: Target
     version: int
+    how: str = ""  # how the target was chosen (Route.how), for the inference log
 
     def headers(self) -> dict[str, str]:
         # A name outside Latin-1 cannot be a header value as is (service/api/header_values.py).
@@ -143,7 +144,7 @@ class RequestPath:
             self._hand_off(
                 ShadowJob(model, label_target, route.shadow.text, body, content_type, payload, loop)
             )
-        return Answer(payload, model, route.target, route.loaded.ref.version)
+        return Answer(payload, model, route.target, route.loaded.ref.version, how=route.how)
 
     def count_refused(self, model: str | None, outcome: str) -> None:
         """Count a prediction request that ended before ``invoke`` (no model to route to,

@@ -25,6 +25,7 @@ PATH_SETTINGS = (
     "BENTOML_HOME",
     "STAGESERVE_ADMIN_TOKEN_FILE",
     "STAGESERVE_WEBHOOK_SECRET_FILE",
+    "STAGESERVE_INFERENCE_LOG_DIR",
 )
 # Tracking URIs without a scheme that MLflow does not read as a local path.
 _NOT_PATHS = ("databricks", "databricks-uc")

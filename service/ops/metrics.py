@@ -53,6 +53,10 @@ class Metrics:
     process_fds: Gauge
     process_start: Gauge
     target_stale: Gauge
+    inference_log_rows: Counter
+    inference_log_dropped: Counter
+    inference_log_files: Counter
+    inference_log_sink_events: Counter
 
 
 _metrics: Metrics | None = None
@@ -207,6 +211,26 @@ def _create() -> Metrics:
             "(model gone, stage or alias emptied: fail static), else 0. Max over workers.",
             ["model", "target"],
             multiprocess_mode="livemax",
+        ),
+        inference_log_rows=Counter(
+            "stageserve_inference_log_rows_total",
+            "Rows written to the inference log's Parquet files, by kind: prediction, feedback.",
+            ["kind"],
+        ),
+        inference_log_dropped=Counter(
+            "stageserve_inference_log_dropped_total",
+            "Inference log rows a destination (file, sink) will never have, by reason: "
+            "queue_full, stopped, write_error, sink_error.",
+            ["destination", "reason"],
+        ),
+        inference_log_files=Counter(
+            "stageserve_inference_log_files_total",
+            "Inference log Parquet files completed (closed and renamed, readable).",
+        ),
+        inference_log_sink_events=Counter(
+            "stageserve_inference_log_sink_events_total",
+            "CloudEvents posted to the inference log's HTTP sink, by outcome: sent, failed.",
+            ["outcome"],
         ),
     )
 
