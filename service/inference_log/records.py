@@ -79,12 +79,22 @@ class Row:
         return ROW_OVERHEAD_BYTES + sum(len(t) for t in texts if t is not None)
 
 
-def bounded_text(body: bytes, max_bytes: int) -> tuple[str, bool]:
-    """A body as text (UTF-8, undecodable bytes replaced), cut to ``max_bytes`` bytes
-    (never inside a character); and whether it was cut."""
+def kept_bytes(body: bytes, max_bytes: int) -> int:
+    """How many bytes of ``body`` to keep: at most ``max_bytes``, never cutting a UTF-8
+    character (a cut before a continuation byte moves back to the character's start)."""
     if len(body) <= max_bytes:
-        return body.decode("utf-8", errors="replace"), False
-    return body[:max_bytes].decode("utf-8", errors="ignore"), True
+        return len(body)
+    cut = max_bytes
+    while cut > 0 and max_bytes - cut < 3 and body[cut] & 0xC0 == 0x80:
+        cut -= 1
+    return cut if body[cut] & 0xC0 != 0x80 else max_bytes
+
+
+def bounded_text(body: bytes, max_bytes: int) -> tuple[str, bool]:
+    """The first ``kept_bytes`` of a body as text (UTF-8, undecodable bytes replaced);
+    and whether it was cut."""
+    kept = kept_bytes(body, max_bytes)
+    return body[:kept].decode("utf-8", errors="replace"), kept < len(body)
 
 
 def prediction_row(
