@@ -28,7 +28,7 @@ from service.api.webhooks import WebhookApi
 from service.config import Settings
 from service.inference.loaded_version import LoadedVersion
 from service.inference_log.log_counts import MetricCounts
-from service.inference_log.recorder import InferenceLog, inference_log_from
+from service.inference_log.recorder import inference_log_from
 from service.lifecycle import heap
 from service.lifecycle.availability import policy_for
 from service.lifecycle.backoff import ExponentialBackoff
@@ -122,7 +122,9 @@ class Gateway:
         )
         self.requests = RequestPath(self.pool, self.policies.policy, self.mirror.submit, metrics)
         # The feedback endpoint records its items here too (record_feedback).
-        self.inference_log = inference_log(settings, MetricCounts(metrics), self.started_at)
+        self.inference_log = inference_log_from(
+            settings, MetricCounts(metrics), os.getpid(), self.started_at
+        )
 
         # --- between workers, and what the gateway shows
         self.relay = RefreshRelay(self.pool.models, self.watcher.refresh_now, metrics)
@@ -228,23 +230,3 @@ class Gateway:
         except OSError as exc:  # e.g. a runtime folder made unwritable
             log.warning("worker housekeeping failed: %s", exc)
         self.metrics.polled(result.ok, self.watcher.status.consecutive_failures)
-
-
-def inference_log(
-    settings: Settings, counts: MetricCounts, started_at: float
-) -> InferenceLog | None:
-    """The worker's inference log, as the settings ask (None: off)."""
-    return inference_log_from(
-        folder=settings.inference_log_dir,
-        url=settings.inference_log_url,
-        sample=settings.inference_log_sample,
-        max_input_bytes=settings.inference_log_max_input_bytes,
-        max_file_bytes=settings.inference_log_max_file_bytes,
-        rotate_s=settings.inference_log_rotate_s,
-        queue_rows=settings.inference_log_queue,
-        queue_bytes=settings.inference_log_queue_bytes,
-        sink_queue_rows=settings.inference_log_sink_queue,
-        counts=counts,
-        pid=os.getpid(),
-        started_at=started_at,
-    )

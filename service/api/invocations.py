@@ -28,6 +28,7 @@ from service.api.connections import ConnectionRecycler
 from service.api.responses import error_response
 from service.errors import JSON, ServingError, internal_error
 from service.inference_log.recorder import InferenceLog
+from service.inference_log.records import prediction_row
 from service.logs.access_log import (
     MISSING,
     REQUEST_ID_HEADER,
@@ -137,18 +138,21 @@ def invocation_routes(get: Callable[[], Invocations]) -> list[Route]:
             headers["Connection"] = "close"
         response = Response(answer.body, media_type=JSON, headers=headers)
         if inference is not None and arrived is not None:
-            inference.record_prediction(
-                request_id=logged_request_id(request, answer),
-                at=arrived[0],
-                model=answer.model,
-                target=answer.target.text,
-                version=answer.version,
-                how=answer.how,
-                latency_s=time.perf_counter() - arrived[1],
-                status=response.status_code,
-                content_type=asked.get("content-type"),
-                body=body,
-                output=answer.body,
+            inference.record(
+                prediction_row(
+                    request_id=logged_request_id(request, answer),
+                    at=arrived[0],
+                    model=answer.model,
+                    target=answer.target.text,
+                    version=answer.version,
+                    how=answer.how,
+                    latency_s=time.perf_counter() - arrived[1],
+                    status=response.status_code,
+                    content_type=asked.get("content-type"),
+                    body=body,
+                    output=answer.body,
+                    max_input_bytes=inference.max_input_bytes,
+                )
             )
         return response, name, answer
 

@@ -15,13 +15,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from service.config import Settings
 from service.inference_log.bounded_queue import BoundedQueue
 from service.inference_log.file_layout import Rotation
 from service.inference_log.file_writer import BATCH_ROWS, FLUSH_INTERVAL_S, FileWriter
 from service.inference_log.http_sink import HttpSink
 from service.inference_log.log_counts import FILES, SINK, LogCounts
 from service.inference_log.parquet_files import ParquetFiles
-from service.inference_log.records import feedback_row, prediction_row
+from service.inference_log.records import PREDICTION, Row, feedback_row
 from service.inference_log.row_pump import RowPump
 from service.inference_log.sampling import Sampler
 
@@ -40,7 +41,7 @@ class InferenceLog:
         sink: RowPump | None,
     ) -> None:
         self._sampler = sampler
-        self._max_input_bytes = max_input_bytes
+        self.max_input_bytes = max_input_bytes  # of a request body kept in a prediction row
         self._files = files
         self._sink = sink
 
@@ -48,39 +49,13 @@ class InferenceLog:
         """Whether this prediction request is logged (draw before answering it)."""
         return self._sampler.take()
 
-    def record_prediction(
-        self,
-        *,
-        request_id: str | None,
-        at: datetime,
-        model: str,
-        target: str,
-        version: int,
-        how: str,
-        latency_s: float,
-        status: int,
-        content_type: str | None,
-        body: bytes,
-        output: bytes,
-    ) -> None:
-        """Queue an answered prediction for every destination; never blocks."""
-        row = prediction_row(
-            request_id=request_id,
-            at=at,
-            model=model,
-            target=target,
-            version=version,
-            how=how,
-            latency_s=latency_s,
-            status=status,
-            content_type=content_type,
-            body=body,
-            output=output,
-            max_input_bytes=self._max_input_bytes,
-        )
-        for pump in (self._files, self._sink):
-            if pump is not None:
-                pump.offer(row)
+    def record(self, row: Row) -> None:
+        """Queue a row (``records.prediction_row``, ``records.feedback_row``) for every
+        destination that takes its kind; never blocks."""
+        if self._files is not None:
+            self._files.offer(row)
+        if self._sink is not None and row.kind == PREDICTION:
+            self._sink.offer(row)
 
     def record_feedback(
         self,
@@ -93,20 +68,19 @@ class InferenceLog:
         truth: Any = None,
         at: datetime | None = None,
     ) -> None:
-        """Queue one feedback item for the files (never sampled; the sink takes only
-        predictions); ``truth`` is the JSON value given (None: none). Never blocks."""
-        if self._files is None:
-            return
-        row = feedback_row(
-            request_id=request_id,
-            at=at or datetime.now(UTC),
-            model=model,
-            target=target,
-            version=version,
-            reward=reward,
-            truth=truth,
+        """Queue one feedback item (never sampled; only the files take feedback, KServe's
+        format has none); ``truth`` is the JSON value given (None: none). Never blocks."""
+        self.record(
+            feedback_row(
+                request_id=request_id,
+                at=at or datetime.now(UTC),
+                model=model,
+                target=target,
+                version=version,
+                reward=reward,
+                truth=truth,
+            )
         )
-        self._files.offer(row)
 
     def start(self) -> None:
         for pump in (self._files, self._sink):
@@ -126,28 +100,16 @@ class InferenceLog:
 
 
 def inference_log_from(
-    *,
-    folder: str | None,
-    url: str | None,
-    sample: float,
-    max_input_bytes: int,
-    max_file_bytes: int,
-    rotate_s: float,
-    queue_rows: int,
-    queue_bytes: int,
-    sink_queue_rows: int,
-    counts: LogCounts,
-    pid: int,
-    started_at: float,
+    settings: Settings, counts: LogCounts, pid: int, started_at: float
 ) -> InferenceLog | None:
-    """The log these settings ask for, or None when it is off."""
-    if folder is None and url is None:
+    """The log the settings ask for (``STAGESERVE_INFERENCE_LOG_*``), or None when off."""
+    if settings.inference_log_dir is None and settings.inference_log_url is None:
         return None
     files = None
-    if folder is not None:
+    if settings.inference_log_dir is not None:
         parquet = ParquetFiles(
-            Path(folder),
-            Rotation(max_file_bytes, rotate_s),
+            Path(settings.inference_log_dir),
+            Rotation(settings.inference_log_max_file_bytes, settings.inference_log_rotate_s),
             pid,
             started_at,
             on_file=lambda path, rows: counts.file_written(),
@@ -156,20 +118,21 @@ def inference_log_from(
             "inference-log-files",
             FILES,
             FileWriter(parquet, counts),
-            BoundedQueue(queue_rows, queue_bytes),
+            BoundedQueue(settings.inference_log_queue, settings.inference_log_queue_bytes),
             counts,
             BATCH_ROWS,
             FLUSH_INTERVAL_S,
         )
     sink = None
-    if url is not None:
+    if settings.inference_log_url is not None:
         sink = RowPump(
             "inference-log-sink",
             SINK,
-            HttpSink(url, counts),
-            BoundedQueue(sink_queue_rows, queue_bytes),
+            HttpSink(settings.inference_log_url, counts),
+            BoundedQueue(settings.inference_log_sink_queue, settings.inference_log_queue_bytes),
             counts,
             1,
             None,
         )
-    return InferenceLog(Sampler(sample), max_input_bytes, files, sink)
+    sampler = Sampler(settings.inference_log_sample)
+    return InferenceLog(sampler, settings.inference_log_max_input_bytes, files, sink)

@@ -17,45 +17,16 @@ from service.inference_log.file_layout import Rotation, file_name, partition_dir
 from service.inference_log.file_writer import FileWriter
 from service.inference_log.log_counts import FILES, WRITE_ERROR
 from service.inference_log.parquet_files import ParquetFiles
-from service.inference_log.records import Row, feedback_row, prediction_row
+from service.inference_log.records import Row, feedback_row
 from service.inference_log.row_pump import RowPump
+from tests.unit.inference_log_fakes import Counts, prediction
 
 AT = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
 
-class Counts:
-    """A LogCounts that remembers."""
-
-    def __init__(self) -> None:
-        self.counted: Counter[tuple[str, ...]] = Counter()
-
-    def written(self, kind: str, rows: int) -> None:
-        self.counted["written", kind] += rows
-
-    def dropped(self, destination: str, reason: str, rows: int) -> None:
-        self.counted["dropped", destination, reason] += rows
-
-    def file_written(self) -> None:
-        self.counted["files",] += 1
-
-    def sink_event(self, outcome: str) -> None:
-        self.counted["event", outcome] += 1
-
-
 def row(n: int, model: str = "diabetes", at: datetime = AT, body: bytes = b"[1]") -> Row:
-    return prediction_row(
-        request_id=f"req-{n}",
-        at=at,
-        model=model,
-        target="Production",
-        version=1,
-        how="random",
-        latency_s=0.001,
-        status=200,
-        content_type="application/json",
-        body=body,
-        output=b'{"predictions": [%d]}' % n,
-        max_input_bytes=1024,
+    return prediction(
+        request_id=f"req-{n}", model=model, at=at, body=body, output=b'{"predictions": [%d]}' % n
     )
 
 

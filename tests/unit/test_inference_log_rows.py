@@ -21,29 +21,16 @@ from service.inference_log.records import (
     bounded_text,
     feedback_row,
     kept_bytes,
-    prediction_row,
     table_of,
 )
 from service.inference_log.sampling import Sampler
+from tests.unit.inference_log_fakes import prediction
 
 AT = datetime(2026, 11, 29, 23, 59, 59, 123456, tzinfo=UTC)
 
 
 def a_prediction(body: bytes = b'{"inputs": [[1.0]]}', max_input_bytes: int = 1024) -> Row:
-    return prediction_row(
-        request_id="req-1",
-        at=AT,
-        model="diabetes",
-        target="Staging",
-        version=2,
-        how="override",
-        latency_s=0.0125,
-        status=200,
-        content_type="application/json",
-        body=body,
-        output=b'{"predictions": [151.2]}',
-        max_input_bytes=max_input_bytes,
-    )
+    return prediction(at=AT, body=body, max_input_bytes=max_input_bytes)
 
 
 def test_a_prediction_row_has_who_answered_how_and_what() -> None:

@@ -4,7 +4,6 @@ real local servers (working, down, refusing), and the prediction endpoint's hand
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -14,37 +13,25 @@ from starlette.testclient import TestClient
 from registry_watcher.traffic_policy import default_policy
 from service.api.connections import ConnectionRecycler
 from service.api.invocations import Invocations, invocation_routes
+from service.config import Settings
 from service.inference_log.cloud_events import REQUEST_TYPE, RESPONSE_TYPE, events_of
 from service.inference_log.http_sink import HttpSink
 from service.inference_log.log_counts import FAILED, SENT, SINK, SINK_ERROR
 from service.inference_log.recorder import InferenceLog, inference_log_from
-from service.inference_log.records import Row, feedback_row, prediction_row
+from service.inference_log.records import Row, feedback_row
 from service.request_path import RequestPath
 from tests.integration.faulty_servers import Collector
 from tests.support.processes import free_port
+from tests.unit.inference_log_fakes import AT, Counts, prediction
 from tests.unit.metric_fakes import fake_metrics
-from tests.unit.test_inference_log_files import Counts
 from tests.unit.test_request_path import PROD, STAGING, Pool, version
-
-AT = datetime(2026, 11, 29, 23, 5, 9, 250000, tzinfo=UTC)
 
 
 def logged(
     body: bytes = b'{"inputs": [[1.0]]}', max_input_bytes: int = 1024, model: str = "diabetes"
 ) -> Row:
-    return prediction_row(
-        request_id="req-7",
-        at=AT,
-        model=model,
-        target="Staging",
-        version=2,
-        how="sticky",
-        latency_s=0.01,
-        status=200,
-        content_type="application/json",
-        body=body,
-        output=b'{"predictions": [151.2]}',
-        max_input_bytes=max_input_bytes,
+    return prediction(
+        request_id="req-7", model=model, how="sticky", body=body, max_input_bytes=max_input_bytes
     )
 
 
@@ -120,11 +107,15 @@ def app_logging_to(
 ) -> tuple[TestClient, InferenceLog]:
     pool = Pool({"m": {PROD: version(3), STAGING: version(4)}})
     requests = RequestPath(pool, lambda m: default_policy(PROD), lambda job: None, fake_metrics())
-    log = inference_log_from(
-        folder=str(folder), url=url, sample=sample, max_input_bytes=1024, max_file_bytes=1 << 20,
-        rotate_s=60, queue_rows=100, queue_bytes=1 << 20, sink_queue_rows=100, counts=Counts(),
-        pid=1, started_at=0,
-    )  # fmt: skip
+    settings = Settings.from_env(
+        {
+            "STAGESERVE_MODELS": "m",
+            "STAGESERVE_INFERENCE_LOG_DIR": str(folder),
+            "STAGESERVE_INFERENCE_LOG_SAMPLE": str(sample),
+            **({"STAGESERVE_INFERENCE_LOG_URL": url} if url else {}),
+        }
+    )
+    log = inference_log_from(settings, Counts(), pid=1, started_at=0)
     assert log is not None
     parts = Invocations(requests, ConnectionRecycler(0), 1 << 20, "x-routing-key", None, log)
     return TestClient(Starlette(routes=invocation_routes(lambda: parts))), log
