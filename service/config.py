@@ -223,6 +223,11 @@ SETTINGS: tuple[Setting, ...] = (
         "1000",
         "Predictions waiting to be sent to the HTTP sink at most, per worker; more are dropped.",
     ),
+    Setting(
+        "STAGESERVE_INFERENCE_LOG_SINK_TIMEOUT",
+        "2",
+        "Seconds the HTTP sink has to answer one event before it is counted as failed.",
+    ),
 )
 
 
@@ -427,6 +432,7 @@ class Settings:
     inference_log_queue_bytes: int = 64 * 1024 * 1024
     inference_log_url: str | None = field(default=None, repr=False)  # may hold a credential
     inference_log_sink_queue: int = 1000
+    inference_log_sink_timeout_s: float = 2.0
 
     @property
     def required_target(self) -> Target:
@@ -488,4 +494,5 @@ class Settings:
             inference_log_queue_bytes=_int(env, "STAGESERVE_INFERENCE_LOG_QUEUE_BYTES", 1),
             inference_log_url=http_url(env, "STAGESERVE_INFERENCE_LOG_URL"),
             inference_log_sink_queue=_int(env, "STAGESERVE_INFERENCE_LOG_SINK_QUEUE", 1),
+            inference_log_sink_timeout_s=_float(env, "STAGESERVE_INFERENCE_LOG_SINK_TIMEOUT", 0.01),
         )

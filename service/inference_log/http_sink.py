@@ -1,7 +1,8 @@
 """The HTTP sink's handler: each prediction row posted as its two CloudEvents
 (service/inference_log/cloud_events.py) to ``STAGESERVE_INFERENCE_LOG_URL``.
 
-One connection pool, a short timeout per event (``SINK_TIMEOUT_S``): a slow sink holds
+One connection pool, a short timeout per event (``STAGESERVE_INFERENCE_LOG_SINK_TIMEOUT``,
+2 s by default): a slow sink holds
 up only this thread, whose queue then fills and drops (counted). Every event is counted
 sent (a 2xx answer) or failed; a row with a failed event is counted as dropped
 (``sink_error``). A failing sink is logged once when it starts failing and once when it

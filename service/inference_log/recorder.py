@@ -27,7 +27,8 @@ from service.inference_log.row_pump import RowPump
 from service.inference_log.sampling import Sampler
 
 # The longest a stop waits: files first, then what is left for the sink (at least
-# SINK_STOP_S). Within BentoML's shutdown and the Kubernetes grace period.
+# SINK_STOP_S; an event in flight may take its timeout more). Within BentoML's shutdown
+# and the Kubernetes grace period.
 STOP_TIMEOUT_S = 10.0
 SINK_STOP_S = 2.0
 
@@ -128,7 +129,7 @@ def inference_log_from(
         sink = RowPump(
             "inference-log-sink",
             SINK,
-            HttpSink(settings.inference_log_url, counts),
+            HttpSink(settings.inference_log_url, counts, settings.inference_log_sink_timeout_s),
             BoundedQueue(settings.inference_log_sink_queue, settings.inference_log_queue_bytes),
             counts,
             1,
