@@ -74,7 +74,8 @@ class Row:
 
     @property
     def size(self) -> int:
-        """Bytes the row holds while it waits (what a queue's byte budget counts)."""
+        """About the bytes the row holds while it waits (its texts, in characters, and an
+        overhead): what a queue's byte budget counts."""
         texts = (self.input, self.output, self.truth, self.request_id, self.model, self.target)
         return ROW_OVERHEAD_BYTES + sum(len(t) for t in texts if t is not None)
 
