@@ -30,7 +30,7 @@ pytestmark = pytest.mark.integration
 
 MODEL = "inference-logged"
 SINK_QUEUE = 2
-SINK_TIMEOUT_S = 1.0
+SINK_TIMEOUT_S = 2.0  # an answer that waited for the slow sink would take this long
 
 
 @dataclass
@@ -141,8 +141,8 @@ def sink_and_answers(gateway: Gateway, collector: Collector) -> list[Answered]:
         assert json.loads(rq_body)["dataframe_split"]["columns"] == ALL_FEATURES
         assert rs_body.decode() == answer.body
     assert {a.target for a in working} == {"Production", "Staging"}
-    sent = "stageserve_inference_log_sink_events_total"
-    assert counted(gateway, sent, outcome="sent") == 2 * len(working)
+    sent = "stageserve_inference_log_sink_events_total"  # counted once the answer is read
+    assert wait_until(lambda: counted(gateway, sent, outcome="sent") == 2 * len(working), 10)
 
     # --- a slow sink: answers as fast as ever; what its queue cannot hold is dropped
     collector.delay_s = 10 * SINK_TIMEOUT_S
