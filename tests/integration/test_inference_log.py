@@ -120,9 +120,13 @@ def test_every_answer_is_logged_and_a_bad_sink_changes_no_answer(
 
 def sink_and_answers(gateway: Gateway, collector: Collector) -> list[Answered]:
     """A working sink, then a slow one; the answers sent."""
-    # --- a working sink: two CloudEvents per prediction
-    working = send(gateway, range(0, 9))
-    assert wait_until(lambda: len(collector.received) == 2 * len(working), 30)
+    # --- a working sink: two CloudEvents per prediction (one request at a time: its
+    # queue holds SINK_QUEUE rows, which a busy machine's sink could fall behind by)
+    working: list[Answered] = []
+    for n in range(9):
+        working += send(gateway, range(n, n + 1))
+        expected = 2 * len(working)
+        assert wait_until(lambda expected=expected: len(collector.received) == expected, 10)
     events = collector.received
     pairs = list(zip(events[::2], events[1::2], strict=True))
     for answer, ((rq_headers, rq_body), (rs_headers, rs_body)) in zip(working, pairs, strict=True):
@@ -143,6 +147,7 @@ def sink_and_answers(gateway: Gateway, collector: Collector) -> list[Answered]:
     assert {a.target for a in working} == {"Production", "Staging"}
     sent = "stageserve_inference_log_sink_events_total"  # counted once the answer is read
     assert wait_until(lambda: counted(gateway, sent, outcome="sent") == 2 * len(working), 10)
+    assert dropped(gateway, "sink", "queue_full") == 0
 
     # --- a slow sink: answers as fast as ever; what its queue cannot hold is dropped
     collector.delay_s = 10 * SINK_TIMEOUT_S
