@@ -5,8 +5,9 @@ Folders by concern, so the tree is the architecture: ``api/`` (the HTTP surface)
 ``lifecycle/`` (loading and swapping versions), ``inference/`` (request body to
 predictions), ``traffic/`` (which target answers), ``ops/`` (what operators see and what
 keeps several workers tidy), ``logs/`` (what the gateway writes to its log),
-``experiments/`` (which target and version wins: statistics of outcomes), ``cli/``
-(the ``stageserve`` command), ``compat/`` (fixes for the pinned BentoML).
+``experiments/`` (which target and version wins: statistics of outcomes),
+``inference_log/`` (predictions and feedback kept as Parquet and sent as CloudEvents),
+``cli/`` (the ``stageserve`` command), ``compat/`` (fixes for the pinned BentoML).
 ``gateway.py`` wires one worker's parts together,
 ``request_path.py`` takes a prediction request from routing to its answer (it composes
 traffic/, lifecycle/ and inference/, so it sits above them) and ``bento_service.py`` is

@@ -11,6 +11,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from registry_watcher.redact import read_secret_file
 from registry_watcher.targets import (
@@ -206,6 +207,59 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds after its answer that feedback for a request is still accepted (30 days: "
         "labels come late); also how long a request's feedback is remembered as counted.",
     ),
+    Setting(
+        "STAGESERVE_INFERENCE_LOG_DIR",
+        None,
+        "Folder of the inference log: answered predictions (sampled) and feedback as Parquet "
+        "files, partitioned by model and date; unset: no files.",
+    ),
+    Setting(
+        "STAGESERVE_INFERENCE_LOG_SAMPLE",
+        "0",
+        "Share (0-1) of answered predictions the inference log keeps; feedback is always kept.",
+    ),
+    Setting(
+        "STAGESERVE_INFERENCE_LOG_MAX_INPUT_BYTES",
+        "65536",
+        "Bytes of a request body the inference log keeps (cut beyond, flagged input_truncated).",
+    ),
+    Setting(
+        "STAGESERVE_INFERENCE_LOG_MAX_FILE_BYTES",
+        "134217728",
+        "Size at which an inference log file is completed and the next one begun.",
+    ),
+    Setting(
+        "STAGESERVE_INFERENCE_LOG_ROTATE_S",
+        "300",
+        "Seconds after which an open inference log file is completed (its rows readable).",
+    ),
+    Setting(
+        "STAGESERVE_INFERENCE_LOG_QUEUE",
+        "10000",
+        "Inference log rows waiting to be written at most, per worker; more are dropped.",
+    ),
+    Setting(
+        "STAGESERVE_INFERENCE_LOG_QUEUE_BYTES",
+        "67108864",
+        "Bytes the inference log's rows waiting for each destination hold at most; more are "
+        "dropped.",
+    ),
+    Setting(
+        "STAGESERVE_INFERENCE_LOG_URL",
+        None,
+        "HTTP sink that also receives each logged prediction as two CloudEvents (KServe's "
+        "payload-logger format); unset: none.",
+    ),
+    Setting(
+        "STAGESERVE_INFERENCE_LOG_SINK_QUEUE",
+        "1000",
+        "Predictions waiting to be sent to the HTTP sink at most, per worker; more are dropped.",
+    ),
+    Setting(
+        "STAGESERVE_INFERENCE_LOG_SINK_TIMEOUT",
+        "2",
+        "Seconds the HTTP sink has to answer one event before it is counted as failed.",
+    ),
 )
 
 
@@ -355,6 +409,26 @@ def trace_predictions(env: Mapping[str, str]) -> bool:
     return _bool(env, "STAGESERVE_TRACE_PREDICTIONS")
 
 
+def share(env: Mapping[str, str], name: str) -> float:
+    """A number in [0, 1]."""
+    value = _float(env, name, 0.0)
+    if value > 1.0:
+        raise ConfigError(f"{name}={_get(env, name)!r} must be at most 1")
+    return value
+
+
+def http_url(env: Mapping[str, str], name: str) -> str | None:
+    """An http(s) URL with a host, or None when unset."""
+    raw = _get(env, name)
+    if raw is None:
+        return None
+    parsed = urlsplit(raw)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        # The value is not repeated: it may hold a credential.
+        raise ConfigError(f"{name} must be an http:// or https:// URL with a host")
+    return raw
+
+
 def registry_uri(env: Mapping[str, str], flag: str | None = None) -> str | None:
     """The registry to read: the ``--registry-uri`` flag, else STAGESERVE_REGISTRY_URI,
     else MLFLOW_TRACKING_URI; a blank value counts as unset. None: no registry named."""
@@ -398,6 +472,16 @@ class Settings:
     request_id_key: str | None = field(default=None, repr=False)  # never printed
     feedback_token: str | None = field(default=None, repr=False)  # never printed
     feedback_max_age_s: float = 30 * 24 * 3600.0
+    inference_log_dir: str | None = None
+    inference_log_sample: float = 0.0
+    inference_log_max_input_bytes: int = 65536
+    inference_log_max_file_bytes: int = 128 * 1024 * 1024
+    inference_log_rotate_s: float = 300.0
+    inference_log_queue: int = 10000
+    inference_log_queue_bytes: int = 64 * 1024 * 1024
+    inference_log_url: str | None = field(default=None, repr=False)  # may hold a credential
+    inference_log_sink_queue: int = 1000
+    inference_log_sink_timeout_s: float = 2.0
 
     @property
     def required_target(self) -> Target:
@@ -453,4 +537,14 @@ class Settings:
             request_id_key=request_id_key(env),
             feedback_token=secret(env, "STAGESERVE_FEEDBACK_TOKEN"),
             feedback_max_age_s=_float(env, "STAGESERVE_FEEDBACK_MAX_AGE", 1.0),
+            inference_log_dir=_get(env, "STAGESERVE_INFERENCE_LOG_DIR"),
+            inference_log_sample=share(env, "STAGESERVE_INFERENCE_LOG_SAMPLE"),
+            inference_log_max_input_bytes=_int(env, "STAGESERVE_INFERENCE_LOG_MAX_INPUT_BYTES", 0),
+            inference_log_max_file_bytes=_int(env, "STAGESERVE_INFERENCE_LOG_MAX_FILE_BYTES", 1),
+            inference_log_rotate_s=_float(env, "STAGESERVE_INFERENCE_LOG_ROTATE_S", 0.1),
+            inference_log_queue=_int(env, "STAGESERVE_INFERENCE_LOG_QUEUE", 1),
+            inference_log_queue_bytes=_int(env, "STAGESERVE_INFERENCE_LOG_QUEUE_BYTES", 1),
+            inference_log_url=http_url(env, "STAGESERVE_INFERENCE_LOG_URL"),
+            inference_log_sink_queue=_int(env, "STAGESERVE_INFERENCE_LOG_SINK_QUEUE", 1),
+            inference_log_sink_timeout_s=_float(env, "STAGESERVE_INFERENCE_LOG_SINK_TIMEOUT", 0.01),
         )

@@ -15,6 +15,7 @@ nudges, delivery ids, metric files, the request id key, feedback counted) and
 from __future__ import annotations
 
 import logging
+import os
 import time
 
 from registry_watcher.reader import RegistryReader, poll_timeout_s
@@ -36,6 +37,8 @@ from service.experiments.request_id_key import signing_key
 from service.experiments.request_ids import RequestIdSigner
 from service.experiments.seen_feedback import seen_feedback
 from service.inference.loaded_version import LoadedVersion
+from service.inference_log.log_counts import MetricCounts
+from service.inference_log.recorder import feedback_logger, inference_log_from
 from service.lifecycle import heap
 from service.lifecycle.availability import policy_for
 from service.lifecycle.backoff import ExponentialBackoff
@@ -134,8 +137,16 @@ class Gateway:
         self.requests = RequestPath(
             self.pool, self.policies.policy, self.mirror.submit, metrics, signer
         )
+        self.inference_log = inference_log_from(
+            settings, MetricCounts(metrics), os.getpid(), self.started_at
+        )
         self.feedback_intake = FeedbackIntake(
-            signer, seen_feedback(settings.runtime_dir), metrics, settings.models
+            signer,
+            seen_feedback(settings.runtime_dir),
+            metrics,
+            settings.models,
+            # Truths are not aggregated: with the inference log on, every item is kept there.
+            None if self.inference_log is None else feedback_logger(self.inference_log),
         )
 
         # --- between workers, and what the gateway shows
@@ -163,6 +174,7 @@ class Gateway:
             settings.max_body_bytes,
             settings.routing_key_header,
             AccessLog() if settings.access_log else None,
+            self.inference_log,
         )
         self.admin = AdminApi(self.view, self.traffic, settings.admin_token)
         self.experiments = GatewayExperiments(
@@ -197,11 +209,15 @@ class Gateway:
         if self.nudge is not None:
             self.nudge.start()
         self.mirror.start()
+        if self.inference_log is not None:
+            self.inference_log.start()
         self.pool.start()
         self.watcher.start()
 
     def stop(self) -> None:
         self.readiness.withdraw()
+        if self.inference_log is not None:
+            self.inference_log.stop()  # every accepted row written, files completed (bounded)
         self.watcher.stop()
         self.pool.stop()
         self.mirror.stop()

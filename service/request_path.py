@@ -65,6 +65,7 @@ class Answer:
     version: int
     request_id: str = ""  # "" (and no id headers) when the path signs no ids
     feedback_id: str = ""
+    how: str = ""  # how the target was chosen (Route.how), for the inference log
 
     def headers(self) -> dict[str, str]:
         # A name outside Latin-1 cannot be a header value as is (service/api/header_values.py).
@@ -167,9 +168,12 @@ class RequestPath:
             )
         version = route.loaded.ref.version
         if self._signer is None:
-            return Answer(payload, model, route.target, version)
+            return Answer(payload, model, route.target, version, how=route.how)
         feedback_id = self._signer.issue(model, label_target, version, time.time())
-        return Answer(payload, model, route.target, version, request_id or feedback_id, feedback_id)
+        return Answer(
+            payload, model, route.target, version, request_id or feedback_id, feedback_id,
+            how=route.how,
+        )  # fmt: skip
 
     def count_refused(self, model: str | None, outcome: str) -> None:
         """Count a prediction request that ended before ``invoke`` (no model to route to,

@@ -5,7 +5,9 @@ to the request path (service/request_path.py), and answers its result in MLflow'
 scoring protocol. Every prediction request is counted once in
 stageserve_requests_total: by the request path once it has the body, as a refusal
 before that. With the access log on (service/logs/access_log.py) each one is logged
-once too; with it off nothing of it is computed.
+once too; with it off nothing of it is computed. With the inference log on
+(service/inference_log/), a sampled answered prediction is handed to it, which never
+blocks; with it off, or the request not sampled, that costs one check.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -25,7 +28,15 @@ from service.api.connections import ConnectionRecycler
 from service.api.responses import error_response
 from service.errors import JSON, ServingError, internal_error
 from service.experiments.request_ids import fresh_request_id
-from service.logs.access_log import MISSING, REQUEST_ID_HEADER, AccessLog, access_entry, request_id
+from service.inference_log.recorder import InferenceLog
+from service.inference_log.records import prediction_row
+from service.logs.access_log import (
+    MISSING,
+    REQUEST_ID_HEADER,
+    AccessLog,
+    access_entry,
+    request_id,
+)
 from service.request_path import REQUEST_ID, Answer, RequestPath
 from service.traffic.pinning import TARGET_HEADER
 
@@ -41,6 +52,17 @@ class Invocations:
     max_body_bytes: int
     routing_key_header: str
     access_log: AccessLog | None = None  # None: off
+    inference_log: InferenceLog | None = None  # None: off
+
+
+def logged_request_id(request: Request, answer: Answer) -> str | None:
+    """The id the inference log files a prediction under: the signed id feedback names
+    (X-Feedback-Id), so prediction and feedback rows join on it; else the client's
+    well-formed X-Request-Id, else none."""
+    if answer.feedback_id:
+        return answer.feedback_id
+    given = request_id(request.headers.get(REQUEST_ID_HEADER))
+    return None if given == MISSING else given
 
 
 # What one request came to: the response, the model it named, the answer if it got one.
@@ -93,6 +115,10 @@ def invocation_routes(get: Callable[[], Invocations]) -> list[Route]:
             id_header = {REQUEST_ID: known_id or fresh_request_id()}
             return error_response(error, id_header if requests.signs_ids else None)
 
+        inference = parts.inference_log
+        if inference is not None and not inference.sampled():
+            inference = None  # this request is not logged
+        arrived = (datetime.now(UTC), time.perf_counter()) if inference is not None else None
         try:
             if name is None:
                 name = requests.model_for_default_route()
@@ -127,7 +153,25 @@ def invocation_routes(get: Callable[[], Invocations]) -> list[Route]:
         headers = answer.headers()
         if parts.connections.should_close(request.scope.get("client")):
             headers["Connection"] = "close"
-        return Response(answer.body, media_type=JSON, headers=headers), name, answer
+        response = Response(answer.body, media_type=JSON, headers=headers)
+        if inference is not None and arrived is not None:
+            inference.record(
+                prediction_row(
+                    request_id=logged_request_id(request, answer),
+                    at=arrived[0],
+                    model=answer.model,
+                    target=answer.target.text,
+                    version=answer.version,
+                    how=answer.how,
+                    latency_s=time.perf_counter() - arrived[1],
+                    status=response.status_code,
+                    content_type=asked.get("content-type"),
+                    body=body,
+                    output=answer.body,
+                    max_input_bytes=inference.max_input_bytes,
+                )
+            )
+        return response, name, answer
 
     async def invocations(request: Request) -> Response:
         return await invoke(request, None)

@@ -27,6 +27,7 @@ PATH_SETTINGS = (
     "STAGESERVE_WEBHOOK_SECRET_FILE",
     "STAGESERVE_REQUEST_ID_KEY_FILE",
     "STAGESERVE_FEEDBACK_TOKEN_FILE",
+    "STAGESERVE_INFERENCE_LOG_DIR",
 )
 # Tracking URIs without a scheme that MLflow does not read as a local path.
 _NOT_PATHS = ("databricks", "databricks-uc")

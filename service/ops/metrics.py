@@ -61,6 +61,10 @@ class Metrics:
     reward_negative_sum: Counter
     reward_squares_sum: Counter
     reward_nonbinary: Counter
+    inference_log_rows: Counter
+    inference_log_dropped: Counter
+    inference_log_files: Counter
+    inference_log_sink_events: Counter
 
 
 _metrics: Metrics | None = None
@@ -262,6 +266,26 @@ def _create() -> Metrics:
             "stageserve_reward_nonbinary_total",
             "Rewards other than 0 and 1 (0: the rewards are binary).",
             ["model", "target", "version"],
+        ),
+        inference_log_rows=Counter(
+            "stageserve_inference_log_rows_total",
+            "Rows written to the inference log's Parquet files, by kind: prediction, feedback.",
+            ["kind"],
+        ),
+        inference_log_dropped=Counter(
+            "stageserve_inference_log_dropped_total",
+            "Inference log rows a destination (file, sink) will never have, by reason: "
+            "queue_full, stopped, write_error, sink_error.",
+            ["destination", "reason"],
+        ),
+        inference_log_files=Counter(
+            "stageserve_inference_log_files_total",
+            "Inference log Parquet files completed (closed and renamed, readable).",
+        ),
+        inference_log_sink_events=Counter(
+            "stageserve_inference_log_sink_events_total",
+            "CloudEvents posted to the inference log's HTTP sink, by outcome: sent, failed.",
+            ["outcome"],
         ),
     )
 

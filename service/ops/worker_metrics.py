@@ -16,6 +16,7 @@ from registry_watcher.state import StateDiff
 from registry_watcher.targets import Target
 from service.experiments.feedback_items import Reason
 from service.experiments.feedback_tally import FEEDBACK_RESULTS
+from service.inference_log.log_counts import DROP_REASONS, EVENT_OUTCOMES, KINDS
 from service.ops.metrics import Metrics
 from service.ops.process_stats import read_process_stats
 
@@ -38,8 +39,15 @@ class WorkerMetrics:
                 for result in SWAP_RESULTS:
                     m.swaps.labels(model, target.text, result)
             m.policy_valid.labels(model).set(1)
-            for reason in Reason:
-                m.feedback_refused.labels(model, reason.value)
+            for refusal in Reason:
+                m.feedback_refused.labels(model, refusal.value)
+        for kind in KINDS:
+            m.inference_log_rows.labels(kind)
+        for destination, reasons in DROP_REASONS.items():
+            for reason in reasons:
+                m.inference_log_dropped.labels(destination, reason)
+        for outcome in EVENT_OUTCOMES:
+            m.inference_log_sink_events.labels(outcome)
         m.registry_up.set(0)
         m.process_start.set(started_at)
         self.process_stats()

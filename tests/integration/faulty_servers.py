@@ -1,6 +1,7 @@
-"""Misbehaving servers for tests: a black hole, and a proxy that fails chosen requests.
+"""Misbehaving servers for tests: a black hole, a proxy that fails chosen requests, an
+unpluggable cable, and a collector of posted requests that can be made slow.
 
-Both bind 127.0.0.1 on a free port and are context managers that always stop.
+Each binds 127.0.0.1 on a free port and is a context manager that always stops.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import contextlib
 import http.client
 import socket
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -218,3 +220,48 @@ class Cable:
 
     def __exit__(self, *exc: object) -> None:
         self.cut()
+
+
+class Collector:
+    """An HTTP server that answers every POST 200 and keeps it (headers and body), e.g.
+    the CloudEvents of an inference log sink; ``delay_s`` > 0 makes it a slow one (it
+    sleeps before answering), and leaving the context closes its port (a down one)."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        self.delay_s = 0.0
+        collector = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                if collector.delay_s:
+                    time.sleep(collector.delay_s)
+                else:
+                    collector.received.append((dict(self.headers.items()), body))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> Collector:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        with contextlib.suppress(OSError):
+            self._server.server_close()
+        self._thread.join(5)
