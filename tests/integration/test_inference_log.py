@@ -59,9 +59,10 @@ def send(gateway: Gateway, numbers: range) -> list[Answered]:
                 json=split_payload([row]),
                 headers=headers,
             )
+            assert r.headers["X-Request-Id"] == headers["X-Request-Id"]  # the client's
             answered.append(
                 Answered(
-                    headers["X-Request-Id"],
+                    r.headers["X-Feedback-Id"],  # the signed id rows are filed under
                     r.status_code,
                     r.text,
                     r.headers.get("X-Model-Target", ""),
@@ -111,11 +112,35 @@ def test_every_answer_is_logged_and_a_bad_sink_changes_no_answer(
             raise
     try:
         answered = checked + down_sink_and_rotation(gateway, folder)
+        # --- feedback on the first answers: a row each, under its prediction's id
+        posted = httpx.post(
+            f"{gateway.url}/models/{MODEL}/feedback",
+            json=[
+                {"request_id": a.request_id, "reward": 1, "truth": n} for n, a in enumerate(checked)
+            ],
+            timeout=30,
+        )
+        assert posted.status_code == 200 and posted.json()["accepted"] == len(checked)
         # --- a last burst, then SIGTERM at once: nothing accepted is lost
         answered += send(gateway, range(19, 40))
     finally:
         gateway.stop()
     assert_logged_exactly(folder, answered)
+    assert_feedback_joins(folder, checked)
+
+
+def assert_feedback_joins(folder: Path, rated: list[Answered]) -> None:
+    """Each feedback item is a row that joins its prediction on request_id, with the
+    target and version that answered and the truth as given."""
+    rows = pd.read_parquet(folder)
+    feedback = rows[rows["kind"] == "feedback"]
+    predictions = rows[rows["kind"] == "prediction"]
+    joined = feedback.merge(predictions, on="request_id", suffixes=("", "_prediction"))
+    assert len(feedback) == len(joined) == len(rated)
+    assert (joined["target"] == joined["target_prediction"]).all()
+    assert (joined["version"] == joined["version_prediction"]).all()
+    assert sorted(json.loads(t) for t in joined["truth"]) == list(range(len(rated)))
+    assert (joined["reward"] == 1).all()
 
 
 def sink_and_answers(gateway: Gateway, collector: Collector) -> list[Answered]:
@@ -208,6 +233,6 @@ def assert_logged_exactly(folder: Path, answered: list[Answered]) -> None:
     assert not [p for p in folder.rglob("*") if p.is_file() and p.suffix != ".parquet"]
     by_duckdb = duckdb.sql(
         f"select model, kind, count(*) from read_parquet('{folder}/**/*.parquet', "
-        "hive_partitioning=true) group by all"
+        "hive_partitioning=true) where kind = 'prediction' group by all"
     ).fetchall()
     assert by_duckdb == [(MODEL, "prediction", 40)]
