@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from typing import Self
 from urllib.parse import urlparse
 
 
@@ -51,10 +51,35 @@ class BlackHole:
         self._thread.join(5)
 
 
+class LocalHttpServer:
+    """A threaded HTTP server on 127.0.0.1 (a free port) answering with ``handler``;
+    a context manager that always stops it (its port then refuses connections)."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        with contextlib.suppress(OSError):
+            self._server.server_close()
+        self._thread.join(5)
+
+
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 
 
-class FlakyProxy:
+class FlakyProxy(LocalHttpServer):
     """Forwards every request to ``upstream``, except that requests ``fail`` picks get a
     503 instead (``fail`` sees method and path and decides; it may count)."""
 
@@ -100,29 +125,7 @@ class FlakyProxy:
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def uri(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> FlakyProxy:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._server.shutdown()
-        with contextlib.suppress(OSError):
-            self._server.server_close()
-        self._thread.join(5)
+        super().__init__(Handler)
 
 
 def first_n(n: int, matches: Callable[[str, str], bool]) -> Callable[[str, str], bool]:
@@ -222,7 +225,7 @@ class Cable:
         self.cut()
 
 
-class Collector:
+class Collector(LocalHttpServer):
     """An HTTP server that answers every POST 200 and keeps it (headers and body), e.g.
     the CloudEvents of an inference log sink; ``delay_s`` > 0 makes it a slow one (it
     sleeps before answering), and leaving the context closes its port (a down one)."""
@@ -247,21 +250,4 @@ class Collector:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def uri(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> Collector:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        with contextlib.suppress(OSError):
-            self._server.server_close()
-        self._thread.join(5)
+        super().__init__(Handler)
