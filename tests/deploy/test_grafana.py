@@ -166,6 +166,10 @@ def test_dashboard_shows_what_on_call_needs() -> None:
         "stageserve_shadow_requests_total",
         "stageserve_webhooks_total",
         "stageserve_in_flight_requests",
+        "increase(stageserve_reward_count_total",  # the mean reward per version
+        "stageserve_feedback_total",
+        "stageserve_feedback_refused_total",
+        "stageserve_inference_log_dropped_total",
     ):
         assert needed in text, needed
     assert any(re.search(r"by \(model, target, version\)", e) for e in exprs)
