@@ -55,16 +55,6 @@ class Invocations:
     inference_log: InferenceLog | None = None  # None: off
 
 
-def logged_request_id(request: Request, answer: Answer) -> str | None:
-    """The id the inference log files a prediction under: the signed id feedback names
-    (X-Feedback-Id), so prediction and feedback rows join on it; else the client's
-    well-formed X-Request-Id, else none."""
-    if answer.feedback_id:
-        return answer.feedback_id
-    given = request_id(request.headers.get(REQUEST_ID_HEADER))
-    return None if given == MISSING else given
-
-
 # What one request came to: the response, the model it named, the answer if it got one.
 Outcome = tuple[Response, str | None, Answer | None]
 
@@ -157,7 +147,9 @@ def invocation_routes(get: Callable[[], Invocations]) -> list[Route]:
         if inference is not None and arrived is not None:
             inference.record(
                 prediction_row(
-                    request_id=logged_request_id(request, answer),
+                    # The signed id feedback names (X-Feedback-Id), so prediction and
+                    # feedback rows join on it; else the client's well-formed id, if any.
+                    request_id=answer.feedback_id or known_id,
                     at=arrived[0],
                     model=answer.model,
                     target=answer.target.text,

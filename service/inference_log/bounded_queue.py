@@ -54,10 +54,6 @@ class BoundedQueue(Generic[Item]):
         with self._lock:
             self._closed = True
 
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
     def __len__(self) -> int:
         return len(self._items)
 

@@ -95,10 +95,6 @@ class ParquetFiles:
         for partition in list(self._open):
             self._close(partition)
 
-    @property
-    def open_files(self) -> int:
-        return len(self._open)
-
     def _open_file(self, partition: Partition) -> OpenFile:
         model, day = partition
         folder = partition_dir(self.root, model, day)

@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from service.config import Settings
 from service.experiments.feedback_tally import AcceptedFeedback
@@ -54,36 +53,12 @@ class InferenceLog:
 
     def record(self, row: Row) -> None:
         """Queue a row (``records.prediction_row``, ``records.feedback_row``) for every
-        destination that takes its kind; never blocks."""
+        destination that takes its kind (feedback: only the files, KServe's format has
+        none); never blocks. Feedback is never sampled."""
         if self._files is not None:
             self._files.offer(row)
         if self._sink is not None and row.kind == PREDICTION:
             self._sink.offer(row)
-
-    def record_feedback(
-        self,
-        *,
-        request_id: str,
-        model: str,
-        target: str | None,
-        version: int | None,
-        reward: float | None = None,
-        truth: Any = None,
-        at: datetime | None = None,
-    ) -> None:
-        """Queue one feedback item (never sampled; only the files take feedback, KServe's
-        format has none); ``truth`` is the JSON value given (None: none). Never blocks."""
-        self.record(
-            feedback_row(
-                request_id=request_id,
-                at=at or datetime.now(UTC),
-                model=model,
-                target=target,
-                version=version,
-                reward=reward,
-                truth=truth,
-            )
-        )
 
     def start(self) -> None:
         for pump in (self._files, self._sink):
@@ -149,14 +124,16 @@ def feedback_logger(log: InferenceLog) -> Callable[[Sequence[AcceptedFeedback]],
     def record(items: Sequence[AcceptedFeedback]) -> None:
         for item in items:
             attribution = item.attribution
-            log.record_feedback(
-                request_id=attribution.request_id,
-                model=attribution.model,
-                target=attribution.target,
-                version=attribution.version,
-                reward=item.reward,
-                truth=item.truth if item.has_truth else None,
-                at=datetime.fromtimestamp(item.received_at, UTC),
+            log.record(
+                feedback_row(
+                    request_id=attribution.request_id,
+                    at=datetime.fromtimestamp(item.received_at, UTC),
+                    model=attribution.model,
+                    target=attribution.target,
+                    version=attribution.version,
+                    reward=item.reward,
+                    truth=item.truth if item.has_truth else None,
+                )
             )
 
     return record

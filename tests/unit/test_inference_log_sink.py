@@ -158,7 +158,9 @@ def test_an_unsampled_request_is_not_logged(tmp_path: Path) -> None:
     client, log = app_logging_to(tmp_path, sample=0.0)
     log.start()
     assert client.post("/invocations", json={"inputs": [[1]]}).status_code == 200
-    log.record_feedback(request_id="a-1", model="m", target="Production", version=3, truth=[1])
+    log.record(
+        feedback_row(request_id="a-1", at=AT, model="m", target="Production", version=3, truth=[1])
+    )
     assert log.stop()
     rows = pd.read_parquet(tmp_path)
     assert rows["kind"].tolist() == ["feedback"] and rows["truth"].tolist() == ["[1]"]
