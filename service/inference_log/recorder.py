@@ -71,7 +71,8 @@ class InferenceLog:
         deadline = time.monotonic() + timeout_s
         done = True
         if self._files is not None:
-            done = self._files.stop(max(0.0, deadline - time.monotonic() - SINK_STOP_S))
+            reserved = SINK_STOP_S if self._sink is not None else 0.0  # the sink's share
+            done = self._files.stop(max(0.0, deadline - time.monotonic() - reserved))
         if self._sink is not None:
             done = self._sink.stop(max(SINK_STOP_S, deadline - time.monotonic())) and done
         return done
