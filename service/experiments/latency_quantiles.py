@@ -5,7 +5,9 @@ agree.
 
 Buckets are a mapping from upper bound (the ``le`` label as a float, ``+Inf``
 included) to cumulative count; series with the same bound (``"1"`` and ``"1.0"``) are
-summed by the caller. Where Prometheus answers NaN, this answers None.
+summed by the caller, as is a window's difference of two readings
+(service/experiments/window.py's ``counts_since``). Where Prometheus answers NaN, this
+answers None.
 """
 
 from __future__ import annotations
@@ -75,15 +77,3 @@ def _monotonic(counts: list[float]) -> list[float]:
         highest = max(highest, count)
         envelope.append(highest)
     return envelope
-
-
-def buckets_since(end: Mapping[float, float], start: Mapping[float, float]) -> dict[float, float]:
-    """The observations made between two snapshots of the same cumulative buckets.
-
-    A bound missing from ``start`` (e.g. a histogram not there yet) counted nothing. A
-    bucket that counts less at ``end`` than at ``start`` means the counters were reset
-    (a restart): everything in ``end`` came after it, so the window is ``end`` itself.
-    """
-    if any(count < start.get(bound, 0.0) for bound, count in end.items()):
-        return dict(end)
-    return {bound: count - start.get(bound, 0.0) for bound, count in end.items()}

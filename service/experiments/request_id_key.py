@@ -16,6 +16,8 @@ import logging
 import os
 import secrets
 
+from registry_watcher.redact import read_secret_file
+
 log = logging.getLogger("stageserve.feedback")
 
 KEY_FILE = "request-id.key"
@@ -36,12 +38,15 @@ def runtime_key(runtime_dir: str, supervisor_pid: int | None = None) -> bytes:
 
 
 def _read(path: str) -> bytes | None:
+    """The key the file holds; None when there is none or it is not one (a leftover that
+    ``_create`` replaces)."""
     try:
-        with open(path, encoding="ascii") as file:
-            text = file.read().strip()
+        text = read_secret_file(path)
+        return bytes.fromhex(text) if len(text) == 2 * KEY_BYTES else None
     except FileNotFoundError:
         return None
-    return bytes.fromhex(text) if len(text) == 2 * KEY_BYTES else None
+    except ValueError:  # not hex, not UTF-8 (UnicodeError is one), far too long
+        return None
 
 
 def _create(path: str) -> bytes:

@@ -5,8 +5,9 @@ Input is plain typed data (``Sample``: metric name, labels, value), so the same 
 turns a gateway's own metrics (a reading at the window's end minus one at its start)
 and Prometheus's answers (service/experiments/promql.py: already the difference, no
 start) into an ``ExperimentWindow`` (service/experiments/results.py). Counter resets (a
-restart) are handled as ``RewardSummary.since`` and ``buckets_since`` do: a family of a
-version that counts less at the end than at the start is taken from the end alone.
+restart) are handled as ``RewardSummary.since`` does: a family of a version (its
+outcomes, its latency buckets) that counts less at the end than at the start is taken
+from the end alone (``counts_since``).
 
 Where Prometheus falls back to ``increase`` (a series reset in the window), it
 extrapolates to the window's edges, so its counts need not be whole: counts are
@@ -24,7 +25,6 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from service.experiments import metric_names as names
-from service.experiments.latency_quantiles import buckets_since
 from service.experiments.results import ExperimentWindow, VersionWindow
 from service.experiments.reward_stats import RewardSummary
 
@@ -121,7 +121,7 @@ def build_window(
             target=row[0],
             version=row[1],
             outcomes=_whole(counts_since(totals.outcomes, earlier.outcomes)),
-            latency=buckets_since(totals.latency, earlier.latency),
+            latency=counts_since(totals.latency, earlier.latency),
             rewards=reward_summary(totals.rewards).since(reward_summary(earlier.rewards)),
         )
     for target, outcomes in after.shadow.items():
@@ -162,8 +162,9 @@ def reward_summary(sums: Mapping[str, float]) -> RewardSummary:
 
 
 def counts_since(end: Mapping[Key, float], start: Mapping[Key, float]) -> dict[Key, float]:
-    """Counters by key between two readings; any one counting less at ``end`` means a
-    reset, and then the window is ``end`` itself (as ``buckets_since``)."""
+    """Counters by key (an outcome, a latency bucket's bound) between two readings of one
+    family. A key missing from ``start`` counted nothing then; any one counting less at
+    ``end`` means a reset (a restart), and then the window is ``end`` itself."""
     if any(count < start.get(key, 0.0) for key, count in end.items()):
         return dict(end)
     return {key: count - start.get(key, 0.0) for key, count in end.items()}

@@ -42,23 +42,25 @@ def test_a_baseline_reads_back_as_written_and_garbage_reads_as_none() -> None:
     assert current_baseline(None, "m", SPLIT) is None
 
 
-def _record(directory: str, value: float, ready: object, go: object) -> None:
+def _record(directory: str, value: float, ready: object, go: object, got: object) -> None:
     ready.set()  # type: ignore[attr-defined]  # multiprocessing.Event, typed as object here
     go.wait()  # type: ignore[attr-defined]
-    BaselineStore(directory).record("m", SPLIT, lambda: [sample(value)])
+    baseline = BaselineStore(directory).record("m", SPLIT, lambda: [sample(value)])
+    got.put(baseline.samples[0].value)  # type: ignore[attr-defined]  # multiprocessing.Queue
 
 
 def test_among_processes_taking_a_baseline_at_once_the_first_writer_wins(tmp_path: Path) -> None:
     context = multiprocessing.get_context("spawn")
-    go = context.Event()
+    go, got = context.Event(), context.Queue()
     workers = []
     for value in range(4):
         ready = context.Event()
-        worker = context.Process(target=_record, args=(str(tmp_path), float(value), ready, go))
+        worker = context.Process(target=_record, args=(str(tmp_path), float(value), ready, go, got))
         worker.start()
         ready.wait(30)
         workers.append(worker)
     go.set()
+    answered = [got.get(timeout=30) for _ in workers]  # before join: a queue's feeder
     for worker in workers:
         worker.join(30)
         assert worker.exitcode == 0
@@ -67,6 +69,8 @@ def test_among_processes_taking_a_baseline_at_once_the_first_writer_wins(tmp_pat
     # Whichever wrote first, every later one kept it: its value is one of theirs, and
     # recording again (a fifth worker, a restart) changes nothing.
     assert stored.samples[0].value in (0.0, 1.0, 2.0, 3.0)
+    # ... and every worker was answered that one baseline, not the one it read itself.
+    assert answered == [stored.samples[0].value] * len(workers)
     again = BaselineStore(str(tmp_path)).record("m", SPLIT, lambda: [sample(99.0)])
     assert again == stored
     # no scratch file left behind

@@ -152,6 +152,19 @@ def test_counts_since_is_a_difference_unless_a_counter_went_back() -> None:
     assert counts_since({"a": 5.0, "b": 2.0}, {"a": 3.0, "b": 4.0}) == {"a": 5.0, "b": 2.0}
 
 
+def test_a_bucket_window_is_the_observations_since_its_start() -> None:
+    start = {0.1: 4.0, 0.5: 6.0, 1.0: 6.0, INF: 6.0}
+    end = {0.1: 10.0, 0.5: 30.0, 1.0: 40.0, INF: 40.0}
+    assert counts_since(end, start) == {0.1: 6.0, 0.5: 24.0, 1.0: 34.0, INF: 34.0}
+    assert counts_since(end, {}) == end  # no such histogram at the start
+
+
+def test_a_reset_histogram_makes_the_window_the_new_snapshot() -> None:
+    before_restart = {0.1: 50.0, 1.0: 90.0, INF: 100.0}
+    after_restart = {0.1: 3.0, 1.0: 5.0, INF: 5.0}
+    assert counts_since(after_restart, before_restart) == after_restart
+
+
 def test_extrapolated_counts_are_rounded_and_the_mean_kept() -> None:
     # What Prometheus's increase() answers for 40 rewards of mean 0.55 seen over 99%
     # of the window: every series scaled by the same factor.

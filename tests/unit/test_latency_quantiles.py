@@ -1,4 +1,4 @@
-"""histogram_quantile as Prometheus computes it (promql/quantile.go), and bucket windows."""
+"""histogram_quantile as Prometheus computes it (promql/quantile.go)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Histogram
 
-from service.experiments.latency_quantiles import buckets_since, histogram_quantile
+from service.experiments.latency_quantiles import histogram_quantile
 
 FAST = settings(max_examples=300, deadline=None, database=None, derandomize=True)
 INF = math.inf
@@ -130,16 +130,3 @@ def test_quantiles_grow_with_q_and_stay_in_the_rank_s_bucket(
     lower = 0.0 if i == 0 else BOUNDS[i - 1]
     upper = BOUNDS[min(i, len(BOUNDS) - 1)]
     assert lower - 1e-12 <= b <= upper + 1e-12
-
-
-def test_a_window_is_the_observations_since_its_start() -> None:
-    start = {0.1: 4.0, 0.5: 6.0, 1.0: 6.0, INF: 6.0}
-    end = {0.1: 10.0, 0.5: 30.0, 1.0: 40.0, INF: 40.0}
-    assert buckets_since(end, start) == {0.1: 6.0, 0.5: 24.0, 1.0: 34.0, INF: 34.0}
-    assert buckets_since(end, {}) == end  # no such histogram at the start
-
-
-def test_a_reset_counter_makes_the_window_the_new_snapshot() -> None:
-    before_restart = {0.1: 50.0, 1.0: 90.0, INF: 100.0}
-    after_restart = {0.1: 3.0, 1.0: 5.0, INF: 5.0}
-    assert buckets_since(after_restart, before_restart) == after_restart

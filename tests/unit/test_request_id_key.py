@@ -43,6 +43,18 @@ def key_not_in(message: str, folder: Path) -> bool:
     return (folder / KEY_FILE).read_text().strip() not in message
 
 
+@pytest.mark.parametrize(
+    "leftover",
+    ["z" * 2 * KEY_BYTES, "\u00e9" * 2 * KEY_BYTES, "abc"],
+    ids=["not-hex", "not-ascii", "short"],
+)
+def test_a_file_that_holds_no_key_is_replaced(tmp_path: Path, leftover: str) -> None:
+    (tmp_path / KEY_FILE).write_text(leftover)
+    key = runtime_key(str(tmp_path), supervisor_pid=1)
+    assert len(key) == KEY_BYTES
+    assert (tmp_path / KEY_FILE).read_text().strip() == key.hex()
+
+
 READER = "import sys; from service.experiments.request_id_key import runtime_key; " \
     "print(runtime_key(sys.argv[1]).hex())"  # fmt: skip
 
