@@ -144,7 +144,6 @@ class Gateway:
             signer,
             seen_feedback(settings.runtime_dir),
             metrics,
-            settings.models,
             # Truths are not aggregated: with the inference log on, every item is kept there.
             None if self.inference_log is None else feedback_logger(self.inference_log),
         )

@@ -28,7 +28,6 @@ from service.ops.metrics import Metrics
 
 log = logging.getLogger("stageserve.feedback")
 
-OTHER_MODEL = "other"  # the model label of a refusal for a name not served
 
 FeedbackHook = Callable[[Sequence[AcceptedFeedback]], object]
 
@@ -50,14 +49,12 @@ class FeedbackIntake:
         signer: RequestIdSigner,
         seen: SeenFeedback,
         metrics: Metrics,
-        models: Sequence[str],
         on_feedback: FeedbackHook | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.signer = signer
         self._seen = seen
         self._metrics = metrics
-        self._models = frozenset(models)
         self.on_feedback = on_feedback  # the lead wires the inference log here
         self._clock = clock
 
@@ -114,15 +111,15 @@ class FeedbackIntake:
     def close(self) -> None:
         self._seen.close()
 
-    def refuse(self, model: str | None, reason: Reason) -> None:
+    def refuse(self, model: str, reason: Reason) -> None:
         """Count a post refused as a whole (its token, its body)."""
         self._count(model, tally([], [], [reason]))
 
-    def _count(self, model: str | None, counts: Tally) -> None:
+    def _count(self, model: str, counts: Tally) -> None:
+        """``model`` is a served one: the endpoint answers 404 for any other before this."""
         m = self._metrics
-        label = model if model in self._models else OTHER_MODEL
         for reason, n in counts.refused.items():
-            m.feedback_refused.labels(label, reason.value).inc(n)
+            m.feedback_refused.labels(model, reason.value).inc(n)
         for ((served_model, target, version), result), n in counts.feedback.items():
             m.feedback.labels(served_model, target, version, result).inc(n)
         for (served_model, target, version), sums in counts.rewards.items():

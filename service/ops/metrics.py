@@ -236,7 +236,7 @@ def _create() -> Metrics:
         ),
         feedback_refused=Counter(
             "stageserve_feedback_refused_total",
-            'Feedback refused, by model ("other" for a name not served) and reason: '
+            "Feedback refused, by served model (another name is a 404) and reason: "
             "unsigned, malformed, forged, expired, wrong_model, invalid (items), "
             "unauthorized (posts).",
             ["model", "reason"],

@@ -28,9 +28,7 @@ class Served:
     def __init__(self, models: Sequence[str], token: str | None = None) -> None:
         self.metrics: Any = fake_metrics()
         self.handed: list[AcceptedFeedback] = []
-        self.intake = FeedbackIntake(
-            SIGNER, SeenFeedback(None), self.metrics, models, self.handed.extend
-        )
+        self.intake = FeedbackIntake(SIGNER, SeenFeedback(None), self.metrics, self.handed.extend)
 
         def default_model() -> str:
             if len(models) == 1:
