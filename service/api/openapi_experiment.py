@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.experiments.gateway_experiments import GATEWAY_START, POLICY_CHANGE
+from service.experiments.window_starts import GATEWAY_START, POLICY_CHANGE
 
 JSON = "application/json"
 Schema = dict[str, Any]

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from service.cli.status_table import age, table
+from service.experiments.window_starts import GATEWAY_START, GIVEN, POLICY_CHANGE
 
 COLUMNS = (
     "TARGET",
@@ -33,9 +34,9 @@ COLUMNS = (
 )
 NONE = "-"
 SINCE = {
-    "policy_change": "since the traffic policy changed",
-    "gateway_start": "since the gateway started",
-    "given": "since --since",
+    POLICY_CHANGE: "since the traffic policy changed",
+    GATEWAY_START: "since the gateway started",
+    GIVEN: "since --since",
 }
 
 

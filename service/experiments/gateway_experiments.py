@@ -22,11 +22,9 @@ from registry_watcher.traffic_policy import TrafficPolicy
 from service.experiments.baseline_store import BaselineStore
 from service.experiments.results import ExperimentResult, experiment_result
 from service.experiments.window import Sample, build_window
+from service.experiments.window_starts import GATEWAY_START, POLICY_CHANGE
 
 log = logging.getLogger("stageserve.experiments")
-
-POLICY_CHANGE = "policy_change"  # the window starts when the policy in force was applied
-GATEWAY_START = "gateway_start"  # no baseline: everything since the gateway started
 
 
 def policy_targets(policy: TrafficPolicy) -> tuple[str, ...]:

@@ -25,10 +25,9 @@ from service.experiments.promql import (
 )
 from service.experiments.results import experiment_result
 from service.experiments.window import Sample, build_window
+from service.experiments.window_starts import GIVEN, POLICY_CHANGE
 
 QUERY_PATH = "/api/v1/query"
-GIVEN = "given"  # the window starts at --since
-POLICY_CHANGE = "policy_change"
 
 
 class FleetUnreadable(Exception):
