@@ -67,43 +67,46 @@ def clock_utc(wall_time: float) -> str:
     return time.strftime("%H:%M:%SZ", time.gmtime(wall_time))
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Outage:
     began_wall: float
     began_monotonic: float
-    failures: int = 0
 
 
 class OutageLog:
-    """The lines to log for each poll's outcome; remembers the outage in progress."""
+    """The lines to log for each poll's outcome; remembers when the outage in progress
+    began. How many polls failed in a row is the watcher's count (its status), passed in."""
 
     def __init__(self, registry_uri: str | None) -> None:
         self._place = registry_place(registry_uri)
         self._outage: _Outage | None = None
 
-    def failed(self, exc: BaseException, wall: float, monotonic: float) -> list[Line]:
-        """Lines for a failed poll (the whole error is redacted here)."""
+    def failed(
+        self, exc: BaseException, failures: int, wall: float, monotonic: float
+    ) -> list[Line]:
+        """Lines for the ``failures``-th failed poll in a row (the whole error is redacted
+        here)."""
         whole = redact(f"{type(exc).__name__}: {exc}")[:MAX_ERROR_CHARS]
         if self._outage is None:
-            self._outage = _Outage(wall, monotonic, 1)
+            self._outage = _Outage(wall, monotonic)
             return [(logging.WARNING, f"registry poll failed: {whole}")]
-        self._outage.failures += 1
         short = (
             f"registry unreachable: {short_reason(exc)} to {self._place}, "
-            f"{self._outage.failures} failed polls since {clock_utc(self._outage.began_wall)}"
+            f"{failures} failed polls since {clock_utc(self._outage.began_wall)}"
         )
         return [(logging.WARNING, short), (logging.DEBUG, f"registry poll failed: {whole}")]
 
-    def succeeded(self, monotonic: float) -> list[Line]:
-        """Lines for a poll that worked: one if it ends an outage."""
+    def succeeded(self, failures: int, monotonic: float) -> list[Line]:
+        """Lines for a poll that worked after ``failures`` failed ones: one if it ends an
+        outage."""
         if self._outage is None:
             return []
         outage, self._outage = self._outage, None
         lasted = max(0.0, monotonic - outage.began_monotonic)
-        polls = "poll" if outage.failures == 1 else "polls"
+        polls = "poll" if failures == 1 else "polls"
         return [
             (
                 logging.INFO,
-                f"registry reachable again after {lasted:.0f} s, {outage.failures} failed {polls}",
+                f"registry reachable again after {lasted:.0f} s, {failures} failed {polls}",
             )
         ]

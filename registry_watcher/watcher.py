@@ -147,7 +147,8 @@ class RegistryWatcher:
             self.status.reachable = False
             self.status.polls += 1
             self.status.last_poll_duration_s = duration
-            for level, line in self._outage.failed(exc, time.time(), time.monotonic()):
+            failures = self.status.consecutive_failures
+            for level, line in self._outage.failed(exc, failures, time.time(), time.monotonic()):
                 log.log(level, "%s", line)
             result = PollResult(ok=False, duration_s=duration, error=self.status.last_error)
             self._report(result)
@@ -161,12 +162,12 @@ class RegistryWatcher:
         self._diagnose(snapshot, new_state)
         duration = time.monotonic() - started
         self.status.polls += 1
-        self.status.consecutive_failures = 0
+        ended_failures, self.status.consecutive_failures = self.status.consecutive_failures, 0
         self.status.last_error = None
         self.status.reachable = True
         self.status.last_success_at = time.time()
         self.status.last_poll_duration_s = duration
-        for level, line in self._outage.succeeded(time.monotonic()):
+        for level, line in self._outage.succeeded(ended_failures, time.monotonic()):
             log.log(level, "%s", line)
         if diff or first:
             for change in diff.target_changes:

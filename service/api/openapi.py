@@ -424,6 +424,7 @@ def _parameters() -> dict[str, Any]:
 
 
 def _answer_headers() -> dict[str, Any]:
+    """The headers of every prediction answer (each named once: the 200 answer lists these)."""
     encoded = (
         " Percent-encoded as UTF-8 (RFC 3986) when not printable ASCII or when it "
         "contains `%`: `urllib.parse.unquote` gives it back."
@@ -437,7 +438,7 @@ def _answer_headers() -> dict[str, Any]:
             "description": "Its version number.",
             "schema": {"type": "string", "pattern": "^[0-9]+$"},
         },
-        "X-Model-Target": {
+        _header_name(TARGET_HEADER): {
             "description": "The target that answered: `Production`, `@champion`, `7`." + encoded,
             "schema": {"type": "string"},
         },
@@ -488,16 +489,7 @@ def _prediction(summary: str, extra_errors: Mapping[int, str]) -> dict[str, Any]
         "responses": {
             "200": {
                 "description": "The predictions, as `mlflow models serve` answers them.",
-                "headers": {
-                    name: _ref("headers", name)
-                    for name in (
-                        "X-Model-Name",
-                        "X-Model-Version",
-                        "X-Model-Target",
-                        REQUEST_ID,
-                        FEEDBACK_ID,
-                    )
-                },
+                "headers": {name: _ref("headers", name) for name in _answer_headers()},
                 "content": _json(_ref("schemas", "Predictions")),
             },
             **_errors(dict(sorted(errors.items())), headers=[REQUEST_ID]),

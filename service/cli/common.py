@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from registry_watcher.redact import configured_secrets, redact_text
+from registry_watcher.redact import SECRET_FILE_ENV_VARS, configured_secrets, redact_text
 from service import config
 
 NO_REGISTRY = "no registry: set MLFLOW_TRACKING_URI or pass --registry-uri"
@@ -23,10 +23,7 @@ PATH_SETTINGS = (
     "STAGESERVE_MODEL_DIR",
     "STAGESERVE_RUNTIME_DIR",
     "BENTOML_HOME",
-    "STAGESERVE_ADMIN_TOKEN_FILE",
-    "STAGESERVE_WEBHOOK_SECRET_FILE",
-    "STAGESERVE_REQUEST_ID_KEY_FILE",
-    "STAGESERVE_FEEDBACK_TOKEN_FILE",
+    *SECRET_FILE_ENV_VARS,
     "STAGESERVE_INFERENCE_LOG_DIR",
 )
 # Tracking URIs without a scheme that MLflow does not read as a local path.

@@ -94,38 +94,43 @@ def add_serve_options(parser: argparse.ArgumentParser, demo: bool = False) -> No
     )
 
 
-def add_secret_file_options(parser: argparse.ArgumentParser) -> None:
-    """Secrets as files (never on the command line, where ``ps`` shows them)."""
-    parser.add_argument(
+# Secrets as files (never on the command line, where ``ps`` shows them): each flag sets
+# the variable its value's file is read from (service/config.py's ``secret``).
+SECRET_FILE_FLAGS = (
+    (
         "--admin-token-file",
-        type=secret_file,
-        default=None,
-        metavar="PATH",
-        help="file holding the bearer token for admin writes (sets STAGESERVE_ADMIN_TOKEN_FILE)",
-    )
-    parser.add_argument(
+        "STAGESERVE_ADMIN_TOKEN_FILE",
+        "file holding the bearer token for admin writes",
+    ),
+    (
         "--webhook-secret-file",
-        type=secret_file,
-        default=None,
-        metavar="PATH",
-        help="file holding the MLflow webhook's secret (sets STAGESERVE_WEBHOOK_SECRET_FILE)",
-    )
-    parser.add_argument(
+        "STAGESERVE_WEBHOOK_SECRET_FILE",
+        "file holding the MLflow webhook's secret",
+    ),
+    (
         "--request-id-key-file",
-        type=secret_file,
-        default=None,
-        metavar="PATH",
-        help="file holding the key that signs request ids, the same for every replica "
-        "(sets STAGESERVE_REQUEST_ID_KEY_FILE)",
-    )
-    parser.add_argument(
+        "STAGESERVE_REQUEST_ID_KEY_FILE",
+        "file holding the key that signs request ids, the same for every replica",
+    ),
+    (
         "--feedback-token-file",
-        type=secret_file,
-        default=None,
-        metavar="PATH",
-        help="file holding the bearer token feedback posts need (sets "
-        "STAGESERVE_FEEDBACK_TOKEN_FILE)",
-    )
+        "STAGESERVE_FEEDBACK_TOKEN_FILE",
+        "file holding the bearer token feedback posts need",
+    ),
+)
+
+
+def _dest(flag: str) -> str:
+    """Where argparse keeps a flag's value: ``--admin-token-file`` -> ``admin_token_file``."""
+    return flag.removeprefix("--").replace("-", "_")
+
+
+def add_secret_file_options(parser: argparse.ArgumentParser) -> None:
+    """The ``SECRET_FILE_FLAGS``."""
+    for flag, env_var, what in SECRET_FILE_FLAGS:
+        parser.add_argument(
+            flag, type=secret_file, default=None, metavar="PATH", help=f"{what} (sets {env_var})"
+        )
 
 
 def serve_env(args: argparse.Namespace, base: dict[str, str]) -> dict[str, str]:
@@ -153,12 +158,7 @@ def serve_env(args: argparse.Namespace, base: dict[str, str]) -> dict[str, str]:
         env["STAGESERVE_ACCESS_LOG"] = "true"
     if getattr(args, "on_empty", None):
         env["STAGESERVE_ON_EMPTY"] = args.on_empty
-    if getattr(args, "admin_token_file", None):
-        env["STAGESERVE_ADMIN_TOKEN_FILE"] = args.admin_token_file
-    if getattr(args, "webhook_secret_file", None):
-        env["STAGESERVE_WEBHOOK_SECRET_FILE"] = args.webhook_secret_file
-    if getattr(args, "request_id_key_file", None):
-        env["STAGESERVE_REQUEST_ID_KEY_FILE"] = args.request_id_key_file
-    if getattr(args, "feedback_token_file", None):
-        env["STAGESERVE_FEEDBACK_TOKEN_FILE"] = args.feedback_token_file
+    for flag, env_var, _ in SECRET_FILE_FLAGS:
+        if getattr(args, _dest(flag), None):
+            env[env_var] = getattr(args, _dest(flag))
     return env

@@ -45,16 +45,23 @@ def iso_utc(created: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
 
 
+def rendered_traceback(record: logging.LogRecord) -> str | None:
+    """The traceback of a record's exception as text (not redacted), if it has one."""
+    if record.exc_info and record.exc_info[0] is not None:
+        return "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
+    return None
+
+
 def exception_text(record: logging.LogRecord) -> str | None:
     """The rendered traceback of a record, if it has one (redacted)."""
     if record.exc_text:  # rendered and redacted by the record factory
         return record.exc_text
-    if record.exc_info and record.exc_info[0] is not None:
-        return redact("".join(traceback.format_exception(*record.exc_info)).rstrip("\n"))
-    return None
+    text = rendered_traceback(record)
+    return redact(text) if text is not None else None
 
 
 def message_of(record: logging.LogRecord) -> str:
+    """The record's message, or (a broken format string) its format and arguments as written."""
     try:
         return record.getMessage()
     except Exception:  # a broken format string: show it as written

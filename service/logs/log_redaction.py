@@ -11,10 +11,10 @@ rendered and redacted there too, and Python warnings go through logging.
 from __future__ import annotations
 
 import logging
-import traceback
 from collections.abc import Callable, Mapping
 
 from registry_watcher import redact
+from service.logs.log_format import message_of, rendered_traceback
 
 
 class RedactingFilter(logging.Filter):
@@ -25,15 +25,11 @@ class RedactingFilter(logging.Filter):
         self._redact = redactor
 
     def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a broken format string: show it as written, redacted
-            message = f"{record.msg} {record.args}"
+        message = message_of(record)
         clean = self._redact(message)
         if clean != message:  # otherwise left alone: some formatters read record.args
             record.msg, record.args = clean, None
-        if record.exc_info and record.exc_info[0] is not None and not record.exc_text:
-            text = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
+        if not record.exc_text and (text := rendered_traceback(record)) is not None:
             record.exc_text = self._redact(text)
         if record.stack_info:
             record.stack_info = self._redact(record.stack_info)

@@ -54,11 +54,11 @@ def test_the_place_is_short_and_without_credentials() -> None:
 def test_an_outage_is_said_in_full_once_then_shortly_then_its_end() -> None:
     outage = OutageLog("http://user:pw@127.0.0.1:5000")
     wall = 1795993141.0  # 2026-11-29T22:59:01Z
-    (first,) = outage.failed(mlflow_like_error(), wall, 100.0)
+    (first,) = outage.failed(mlflow_like_error(), 1, wall, 100.0)
     assert first[0] == logging.WARNING
     assert first[1].startswith("registry poll failed: MlflowException: API request to http://")
     assert "Max retries exceeded" in first[1]  # the whole error, once
-    lines = outage.failed(mlflow_like_error(), wall + 2, 102.0)
+    lines = outage.failed(mlflow_like_error(), 2, wall + 2, 102.0)
     (short,) = [text for level, text in lines if level == logging.WARNING]
     assert short == (
         "registry unreachable: ConnectionError (ConnectionRefusedError) to "
@@ -67,17 +67,17 @@ def test_an_outage_is_said_in_full_once_then_shortly_then_its_end() -> None:
     assert len(short) < 150
     (full,) = [text for level, text in lines if level == logging.DEBUG]
     assert LONG_URL[:100] in full
-    outage.failed(http_error(), wall + 4, 104.0)
-    assert outage.succeeded(131.4) == [
+    outage.failed(http_error(), 3, wall + 4, 104.0)
+    assert outage.succeeded(3, 131.4) == [
         (logging.INFO, "registry reachable again after 31 s, 3 failed polls")
     ]
-    assert outage.succeeded(133.0) == []  # said once
+    assert outage.succeeded(0, 133.0) == []  # said once
 
 
 def test_a_healthy_registry_logs_nothing_and_one_failure_is_one_poll() -> None:
     outage = OutageLog("sqlite:///mlflow.db")
-    assert outage.succeeded(1.0) == []
-    outage.failed(RuntimeError("database is locked"), 0.0, 1.0)
-    assert outage.succeeded(3.0) == [
+    assert outage.succeeded(0, 1.0) == []
+    outage.failed(RuntimeError("database is locked"), 1, 0.0, 1.0)
+    assert outage.succeeded(1, 3.0) == [
         (logging.INFO, "registry reachable again after 2 s, 1 failed poll")
     ]

@@ -12,10 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from registry_watcher.redact import MAX_SECRET_FILE_CHARS, configured_secrets, redact_text
+from registry_watcher.redact import (
+    MAX_SECRET_FILE_CHARS,
+    SECRET_FILE_ENV_VARS,
+    configured_secrets,
+    redact_text,
+)
 from service.cli.main import main
 from service.cli.parser import build_parser
-from service.cli.serve_options import serve_env
+from service.cli.serve_options import SECRET_FILE_FLAGS, serve_env
 from service.config import ConfigError, Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -105,6 +110,11 @@ def test_the_flags_set_the_variables_to_absolute_paths(command, files, monkeypat
     assert env == {"STAGESERVE_ADMIN_TOKEN_FILE": str(token),
                    "STAGESERVE_WEBHOOK_SECRET_FILE": str(secret)}  # fmt: skip
     assert TOKEN not in str(vars(args)) and SECRET not in str(vars(args))
+
+
+def test_every_secret_file_a_flag_sets_is_one_the_redaction_reads() -> None:
+    flags = [env_var for _, env_var, _ in SECRET_FILE_FLAGS]
+    assert sorted(flags) == sorted(SECRET_FILE_ENV_VARS)
 
 
 @pytest.mark.parametrize("command", [["serve"], ["demo"]])
