@@ -28,9 +28,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # a refused flag (2) or --help (0): argparse printed why
         return exc.code if isinstance(exc.code, int) else 2
     if args.command in ("serve", "demo"):  # this process's lines, in the gateway's format
-        log_setup.configure(log_setup.LogOptions.lenient(serve_env(args, dict(os.environ))))
-    if args.command == "serve":
-        return run_gateway(serve_env(args, dict(os.environ)), args.host, args.port)
+        env = serve_env(args, dict(os.environ))
+        log_setup.configure(log_setup.LogOptions.lenient(env))
+        if args.command == "serve":
+            return run_gateway(env, args.host, args.port)
     if args.command == "status":
         return run_status(args)
     if args.command == "experiment":
