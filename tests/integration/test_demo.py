@@ -31,7 +31,7 @@ from mlflow import MlflowClient
 from service.cli.demo import read_state
 from tests.integration.harness import REPO_ROOT, TEST_ONLY_ENV, free_port, split_payload
 from tests.integration.readme_snippets import caught_up, missing_output, readme_snippets
-from tests.support.processes import ServerProcess, python_command, wait_until
+from tests.support.processes import ServerProcess, python_command, wait_until, with_venv_path
 
 pytestmark = pytest.mark.integration
 
@@ -129,9 +129,8 @@ def snippet_env(port: int) -> dict[str, str]:
     drop = ("MLFLOW_", "STAGESERVE_")
     env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
     env["STAGESERVE_URL"] = f"http://127.0.0.1:{port}"
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env["PYTHONPATH"] = str(REPO_ROOT)
-    return env
+    return with_venv_path(env)
 
 
 def test_every_readme_snippet_runs_in_order(demo: Demo, capsys: pytest.CaptureFixture) -> None:

@@ -75,8 +75,9 @@ def test_a_change_after_an_outage_or_flaps_is_served_within_two_polls(
     after_outage = registry.register_ridge(model_name, ALL_FEATURES, alpha=0.5)
     after_flaps = registry.register_ridge(model_name, ALL_FEATURES, alpha=0.1)
     cable = Cable(mlflow_server.uri)
-    gateway = Gateway(tmp_path, cable.uri, [model_name], "--poll-interval", str(POLL)).start()
+    gateway = Gateway(tmp_path, cable.uri, [model_name], "--poll-interval", str(POLL))
     try:
+        gateway.start()  # if it cannot, the finally still cuts the cable
         with Load(gateway.url) as load:
             # One long outage: the old backoff had grown to 8-16 s by its end.
             errors, length = _outage(cable, gateway, 15.0)

@@ -38,8 +38,9 @@ def test_registry_outage_keeps_serving(mlflow_server, registry, tmp_path, model_
     gateway = Gateway(
         tmp_path, cable.uri, [model_name], "--poll-interval", str(POLL),
         env={"STAGESERVE_MAX_BACKOFF": "2"},
-    ).start()  # fmt: skip
+    )  # fmt: skip
     try:
+        gateway.start()  # if it cannot, the finally still cuts the cable
         with Load(gateway.url) as load:
             cable.cut()
             before_outage = len(load.results)

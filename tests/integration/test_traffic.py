@@ -360,12 +360,14 @@ def test_empty_target_gets_no_traffic(mlflow_server, registry, model_name, tmp_p
     shared_key = ("--request-id-key-file", str(tmp_path / "request-id.key"))
     first = Gateway(
         tmp_path, mlflow_server.uri, [model_name], "--poll-interval", str(POLL), *shared_key
-    ).start()
+    )
     second = Gateway(
         tmp_path, mlflow_server.uri, [model_name], "--poll-interval", str(POLL), *shared_key,
         "--feedback-token-file", str(tmp_path / "feedback-token"),
-    ).start()  # fmt: skip
+    )  # fmt: skip
     try:
+        first.start()
+        second.start()  # if it cannot, the finally stops the first one
         # Sticky: two separately started processes give every key the same target.
         keys = [f"user-{i}" for i in range(200)]
 

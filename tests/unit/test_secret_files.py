@@ -119,9 +119,12 @@ def test_every_secret_file_a_flag_sets_is_one_the_redaction_reads() -> None:
 
 @pytest.mark.parametrize("command", [["serve"], ["demo"]])
 @pytest.mark.parametrize("case", ["missing", "empty"])
-def test_a_flag_naming_a_file_without_a_secret_is_refused(command, case, tmp_path, capsys):
+def test_a_flag_naming_a_file_without_a_secret_is_refused(
+    command, case, tmp_path, capsys, monkeypatch
+):
     make, why = CASES[case]
     path = make(tmp_path)
+    monkeypatch.chdir(tmp_path)  # where a demo that went on would make ./demo-registry
     assert main([*command, "--admin-token-file", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.splitlines()[-1].endswith(

@@ -16,6 +16,7 @@ import pytest
 from service.cli.main import main
 from service.cli.status_command import DEFAULT_URL, NoState, base_url, exit_code
 from service.cli.version import installed_version, version_line
+from tests.support.processes import free_port
 
 WATCHER = {"registry_uri": "sqlite:///r.db", "poll_interval_s": 2.0, "reachable": True}
 TARGET = {"target": "Production", "required": True, "status": "ready", "version": 1}
@@ -67,12 +68,6 @@ def gateway() -> Iterator[Gateway]:
         thread.join(5)
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])  # nothing listens once closed
-
-
 def test_a_ready_gateway_exits_0_with_its_table(gateway, capsys) -> None:
     assert main(["status", "--url", gateway.answer(state(True)).url + "/"]) == 0
     out, err = capsys.readouterr()
@@ -93,7 +88,7 @@ def test_json_prints_the_gateways_document_as_it_came(gateway, capsys) -> None:
 
 
 def test_no_gateway_listening_exits_2_in_one_line(capsys) -> None:
-    url = f"http://127.0.0.1:{closed_port()}"
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     assert main(["status", "--url", url]) == 2
     out, err = capsys.readouterr()
     assert out == ""
