@@ -1,11 +1,10 @@
-"""Traffic policies end to end: splits, sticky keys across processes, policy changes
-from the registry, a garbage tag, shadow traffic, and the admin API's auth; and feedback
-across two gateways sharing a request id key."""
+"""Traffic policies end to end: splits, sticky keys, policy changes from the registry, a
+garbage tag, shadow traffic, and the admin API's auth. Two gateways sharing a request id
+key, with feedback across them: test_ab_test.py."""
 
 from __future__ import annotations
 
 import json
-import secrets
 import statistics
 import subprocess
 import threading
@@ -13,12 +12,10 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
 
-from service.experiments.request_ids import RequestIdSigner
 from tests.integration.harness import (
     ALL_FEATURES,
     Gateway,
@@ -270,83 +267,6 @@ def test_admin_api_auth_and_validation(setup: Setup) -> None:
     assert {t for _, t, _ in answers} == {"Production"}
 
 
-FEEDBACK_TOKEN = "fleet-feedback-token"
-REWARD_COUNTERS = {
-    "count": "stageserve_reward_count_total",
-    "positive": "stageserve_reward_positive_sum_total",
-    "negative": "stageserve_reward_negative_sum_total",
-    "squares": "stageserve_reward_squares_sum_total",
-}
-
-
-def rewards_of(gateway: Gateway, name: str) -> dict[tuple[str, str, str], float]:
-    """(counter, target, version) -> value, of one gateway's reward counters."""
-    text = gateway.get("/metrics").text
-    out = {}
-    for what, metric in REWARD_COUNTERS.items():
-        for labels, value in metric_samples(text, metric).items():
-            named = dict(labels)
-            if named["model"] == name:
-                out[(what, named["target"], named["version"])] = value
-    return out
-
-
-def check_feedback_across(first: Gateway, second: Gateway, name: str, token: Path) -> None:
-    """Two gateways sharing a request id key: feedback on one's answers sent to the
-    other is credited to the target and version that answered, and the two gateways'
-    counters add up to exactly the rewards sent. An id signed with another key is
-    refused (forged, counted)."""
-    gateways = (first, second)
-    sent: list[tuple[int, str, str, float]] = []  # (answering gateway, target, version, reward)
-    posts: list[list[dict]] = [[], []]  # what each gateway receives
-    for index, gateway in enumerate(gateways):
-        with httpx.Client(timeout=30) as client:
-            for i in range(20):
-                answer = client.post(gateway.url + "/invocations", json=split_payload(),
-                                     headers={"X-Routing-Key": f"user-{i}"})  # fmt: skip
-                assert answer.status_code == 200
-                target = answer.headers["X-Model-Target"]
-                version = answer.headers["X-Model-Version"]
-                reward = float(i % 3) - 0.5  # -0.5, 0.5, 1.5: both signs, not binary
-                sent.append((index, target, version, reward))
-                posts[1 - index].append(
-                    {"request_id": answer.headers["X-Feedback-Id"], "reward": reward}
-                )
-    assert {t for _, t, _, _ in sent} == {"Production", "Staging"}
-    auth = {"Authorization": f"Bearer {token.read_text().strip()}"}
-    url = f"/models/{name}/feedback"
-    assert first.post(url, json=posts[0]).json() == {
-        "accepted": 20, "duplicates": 0, "refused": 0, "errors": [],
-    }  # fmt: skip
-    assert second.post(url, json=posts[1]).status_code == 401  # the token is required
-    assert second.post(url, json=posts[1], headers=auth).json()["accepted"] == 20
-    resent = second.post("/feedback", json=posts[1][0], headers=auth)
-    assert resent.status_code == 200 and resent.json()["duplicate"] is True
-
-    fleet: dict[tuple[str, str, str], float] = {}
-    for gateway in gateways:
-        for key, value in rewards_of(gateway, name).items():
-            fleet[key] = fleet.get(key, 0.0) + value
-    for target, version in {(t, v) for _, t, v, _ in sent}:
-        rewards = [r for _, t, v, r in sent if (t, v) == (target, version)]
-        assert fleet["count", target, version] == len(rewards)
-        positive, negative = sum(r for r in rewards if r > 0), -sum(r for r in rewards if r < 0)
-        assert fleet["positive", target, version] == pytest.approx(positive)
-        assert fleet["negative", target, version] == pytest.approx(negative)
-        assert fleet["squares", target, version] == pytest.approx(sum(r * r for r in rewards))
-    # What the second answered, the first credited.
-    _, target, version, _ = next(s for s in sent if s[0] == 1)
-    answered_by_second = [r for g, t, v, r in sent if (g, t, v) == (1, target, version)]
-    assert rewards_of(first, name)["count", target, version] == len(answered_by_second)
-
-    other_key = RequestIdSigner(secrets.token_bytes(32))
-    foreign = other_key.issue(name, target, int(version), time.time())
-    refused = first.post(url, json={"request_id": foreign, "reward": 1})
-    assert refused.status_code == 400 and "not issued" in refused.json()["message"]
-    forged = metric_samples(first.get("/metrics").text, "stageserve_feedback_refused_total")
-    assert forged[(("model", name), ("reason", "forged"))] == 1
-
-
 def test_empty_target_gets_no_traffic(mlflow_server, registry, model_name, tmp_path) -> None:
     v1 = registry.register_ridge(model_name, ALL_FEATURES, alpha=1.0)
     registry.transition(model_name, v1.version, "Production")
@@ -355,20 +275,9 @@ def test_empty_target_gets_no_traffic(mlflow_server, registry, model_name, tmp_p
     registry.client.set_registered_model_tag(
         model_name, TAG, json.dumps({"weights": {"Production": 50, "Staging": 50}, "sticky": True})
     )
-    (tmp_path / "request-id.key").write_text(secrets.token_hex(32) + "\n")
-    (tmp_path / "feedback-token").write_text(FEEDBACK_TOKEN + "\n")
-    shared_key = ("--request-id-key-file", str(tmp_path / "request-id.key"))
-    first = Gateway(
-        tmp_path, mlflow_server.uri, [model_name], "--poll-interval", str(POLL), *shared_key
-    )
-    second = Gateway(
-        tmp_path, mlflow_server.uri, [model_name], "--poll-interval", str(POLL), *shared_key,
-        "--feedback-token-file", str(tmp_path / "feedback-token"),
-    )  # fmt: skip
+    gateway = Gateway(tmp_path, mlflow_server.uri, [model_name], "--poll-interval", str(POLL))
     try:
-        first.start()
-        second.start()  # if it cannot, the finally stops the first one
-        # Sticky: two separately started processes give every key the same target.
+        gateway.start()
         keys = [f"user-{i}" for i in range(200)]
 
         def targets(gateway: Gateway) -> list[str]:
@@ -382,37 +291,36 @@ def test_empty_target_gets_no_traffic(mlflow_server, registry, model_name, tmp_p
                     for k in keys
                 ]
 
-        a, b = targets(first), targets(second)
-        assert a == b
-
-        # Feedback on either's answers, sent to the other one (same key), is credited
-        # to what answered; the second requires a feedback token.
-        check_feedback_across(first, second, model_name, tmp_path / "feedback-token")
-        assert a == targets(first)  # and again, on the same process
+        # Sticky: the same keys go to the same targets again (across two gateways:
+        # test_ab_test.py), and the split is about the policy's.
+        a = targets(gateway)
+        assert a == targets(gateway)
         assert 0.35 < a.count("Production") / len(a) < 0.65
 
         # A target with no version gets no traffic; its share goes to the others.
         registry.transition(model_name, v2.version, "Archived")
-        assert wait_until(lambda: set(targets(first)) == {"Production"}, 2 * POLL + 5)
-        weights = metric_samples(first.get("/metrics").text, "stageserve_traffic_weight")
+        assert wait_until(
+            lambda: gateway.target_state(model_name, "Staging")["status"] == "empty", 2 * POLL + 5
+        )
+        assert set(targets(gateway)) == {"Production"}
+        weights = metric_samples(gateway.get("/metrics").text, "stageserve_traffic_weight")
         assert weights[(("model", model_name), ("target", "Production"))] == 1.0
         assert weights[(("model", model_name), ("target", "Staging"))] == 0.0
         # The required target emptied too: fail static, it keeps serving, flagged stale.
         registry.transition(model_name, v1.version, "Archived")
         assert wait_until(
-            lambda: first.target_state(model_name, "Production")["status"] == "stale", 10
+            lambda: gateway.target_state(model_name, "Production")["status"] == "stale", 10
         )
-        assert set(targets(first)) == {"Production"}
+        assert set(targets(gateway)) == {"Production"}
 
         # Without STAGESERVE_ADMIN_TOKEN, admin writes are off and say why.
         off = httpx.put(
-            second.url + f"/admin/models/{model_name}/traffic", json={"weights": {"Production": 1}}
+            gateway.url + f"/admin/models/{model_name}/traffic", json={"weights": {"Production": 1}}
         )
         assert off.status_code == 403
         assert "STAGESERVE_ADMIN_TOKEN" in off.json()["message"]
     finally:
-        first.stop()
-        second.stop()
+        gateway.stop()
 
 
 def test_shadow_never_slows_the_primary(setup: Setup) -> None:
