@@ -156,3 +156,17 @@ def summarize_cpu(
             busiest.append(max(used.values()) / total)
         out[server] = {"ms_per_request": median(per_request), "busiest_share": median(busiest)}
     return out
+
+
+def summarize_overhead(
+    runs: dict[str, Sequence[LoadResult]], baseline: str, loaded: str
+) -> dict[str, Any]:
+    """The overhead benchmark's medians per arm and the loaded arm's share of the
+    baseline's requests/s (ratio of medians: one noisy run moves neither much)."""
+    medians = {arm: summarize(results) for arm, results in runs.items()}
+    return {
+        "median": medians,
+        "ratio_rps": ratio(medians[loaded]["rps"], medians[baseline]["rps"]),
+        "ratio_p50": ratio(medians[loaded]["p50_ms"], medians[baseline]["p50_ms"]),
+        "ratio_p99": ratio(medians[loaded]["p99_ms"], medians[baseline]["p99_ms"]),
+    }
