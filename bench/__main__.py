@@ -18,8 +18,8 @@ from typing import Any
 from bench import machine, report, servers
 from bench.goals import evaluate
 from bench.loadgen import PythonLoad
-from bench.overhead import run_overhead
 from bench.matrix import Cell, LoadGenerator, VerificationError, run_cell, verify
+from bench.overhead import run_overhead
 from bench.payloads import Payload, write_payloads
 from bench.registry import FOREST, RIDGE, SWAP, build
 from bench.settings import Settings, settings_from_args
@@ -73,19 +73,16 @@ def run_matrix(
         echo = servers.echo(settings.workers, work)
         _started(stack, [*peers.values(), ours, echo])
         say(f"stageserve workers ready: {ours.wait_workers_ready(settings.workers)}")
-        pids = {
-            "peer": {m: p.worker_pids() for m, p in peers.items()},
-            "stageserve": ours.worker_pids(),
-            "echo": echo.worker_pids(),
-        }
-        say(f"worker pids: {pids}")
+        peer_pids = {m: p.worker_pids() for m, p in peers.items()}
+        pids = {"stageserve": ours.worker_pids(), "echo": echo.worker_pids()}
+        say(f"worker pids: {pids} peer: {peer_pids}")
 
         def cell(model: str, payload: Payload, concurrency: int, with_echo: bool) -> Cell:
             urls = {
                 "peer": peers[model].invocations_url,
                 "stageserve": ours.base_url + servers.stageserve_path(model),
             }
-            workers = {"peer": pids["peer"][model], "stageserve": pids["stageserve"]}
+            workers = {"peer": peer_pids[model], "stageserve": pids["stageserve"]}
             if with_echo:
                 urls["echo"], workers["echo"] = echo.invocations_url, pids["echo"]
             return Cell(model, payload, concurrency, urls, workers)
@@ -184,6 +181,7 @@ def _print_goals(results: dict[str, Any]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     settings = settings_from_args(argv)
+    results: dict[str, Any]
     if settings.report_only:
         results = json.loads(settings.results_path.read_text())
         report.write(settings.doc_path, results)
@@ -195,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     load = choose_load_generator(settings.loadgen)
     say(f"load generator: {load.version}; expect about {settings.estimated_minutes():.0f} min")
     command = " ".join(["python -m bench", *argv])
-    results: dict[str, Any] = _previous(settings) or {
+    results = _previous(settings) or {
         "settings": {**settings.as_dict(), "command": command},
         "machine": machine.describe(load.version),
         "started_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),

@@ -52,7 +52,10 @@ def _gateway(
 ) -> servers.Server:
     env = {"STAGESERVE_FEEDBACK_TOKEN": TOKEN}
     if log_dir is not None:
-        env |= {"STAGESERVE_INFERENCE_LOG_DIR": str(log_dir), "STAGESERVE_INFERENCE_LOG_SAMPLE": "1"}
+        env |= {
+            "STAGESERVE_INFERENCE_LOG_DIR": str(log_dir),
+            "STAGESERVE_INFERENCE_LOG_SAMPLE": "1",
+        }
     return servers.stageserve([RIDGE], registry_uri, settings.workers, settings.poll_interval_s,
                               work, env)  # fmt: skip
 
@@ -83,10 +86,10 @@ def check_log(table: pd.DataFrame, recorded_ids: set[str], accepted: int) -> dic
     feedback = table.loc[table["kind"] == "feedback", "request_id"]
     return {
         "prediction_rows": int((table["kind"] == "prediction").sum()),
-        "feedback_rows": int(len(feedback)),
+        "feedback_rows": len(feedback),
         "answers_recorded": len(recorded_ids),
         "answers_missing": len(recorded_ids - predictions),
-        "feedback_rows_equal_accepted": int(len(feedback)) == accepted,
+        "feedback_rows_equal_accepted": len(feedback) == accepted,
         "feedback_without_prediction": int((~feedback.isin(predictions)).sum()),
     }
 

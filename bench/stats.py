@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -84,7 +84,7 @@ def summarize(runs: Sequence[LoadResult]) -> dict[str, float]:
     }
 
 
-def summarize_cell(runs: dict[str, Sequence[LoadResult]]) -> dict[str, Any]:
+def summarize_cell(runs: Mapping[str, Sequence[LoadResult]]) -> dict[str, Any]:
     """Per server the medians, plus stageserve/peer ratios of requests/s and of p50."""
     medians = {server: summarize(results) for server, results in runs.items()}
     peer = medians.get("peer", {})
@@ -139,7 +139,7 @@ def worker_cpu(before: dict[int, float], after: dict[int, float]) -> dict[str, f
 
 
 def summarize_cpu(
-    runs: dict[str, Sequence[LoadResult]], cpu: dict[str, Sequence[dict[str, float]]]
+    runs: Mapping[str, Sequence[LoadResult]], cpu: Mapping[str, Sequence[dict[str, float]]]
 ) -> dict[str, dict[str, float]]:
     """Per server, medians over rounds of the workers' CPU milliseconds per request (what
     a request costs, whatever the machine's other load) and of the busiest worker's share
@@ -159,7 +159,7 @@ def summarize_cpu(
 
 
 def summarize_overhead(
-    runs: dict[str, Sequence[LoadResult]], baseline: str, loaded: str
+    runs: Mapping[str, Sequence[LoadResult]], baseline: str, loaded: str
 ) -> dict[str, Any]:
     """The overhead benchmark's medians per arm and the loaded arm's share of the
     baseline's requests/s (ratio of medians: one noisy run moves neither much)."""
