@@ -69,10 +69,6 @@ def _check_answer(url: str, payload: Payload) -> None:
         raise servers.ServerError(f"{url}: {response.status_code} without an X-Feedback-Id")
 
 
-def _cpu(pids: list[int]) -> dict[int, float]:
-    return {pid: procs.cpu_seconds(pid) or 0.0 for pid in pids}
-
-
 def read_log(folder: Path) -> pd.DataFrame:
     """The inference log as one table (empty when nothing was written)."""
     if not any(folder.rglob("*.parquet")):
@@ -138,9 +134,9 @@ def run_overhead(
                     sender.start()
                 if settings.warmup_s > 0:
                     wrk.run(urls[arm], payload.path, conns, settings.warmup_s, ids_file)
-                before = _cpu(pids[arm])
+                before = procs.cpu_by_pid(pids[arm])
                 result = wrk.run(urls[arm], payload.path, conns, settings.duration_s, ids_file)
-                cpu[arm].append(worker_cpu(before, _cpu(pids[arm])))
+                cpu[arm].append(worker_cpu(before, procs.cpu_by_pid(pids[arm])))
                 runs[arm].append(result)
                 order.append(arm)
                 sent = ""
