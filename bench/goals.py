@@ -17,6 +17,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from bench.stats import number as _num
+
 RIDGE = "bench-ridge"
 FOREST = "bench-forest"
 GOAL_CONCURRENCY = 32
@@ -39,10 +41,6 @@ def _cell(cells: list[dict[str, Any]], model: str, payload: str, conc: int) -> d
         if (cell["model"], cell["payload"], cell["concurrency"]) == (model, payload, conc):
             return cell
     return None
-
-
-def _num(value: Any) -> float:
-    return math.nan if value is None else float(value)
 
 
 def _fmt(value: float, digits: int = 2) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.goals import evaluate
+from bench.stats import number, ratio
 
 NOTES_START = "<!-- notes -->"
 NOTES_END = "<!-- /notes -->"
@@ -332,10 +333,15 @@ def _overhead_medians(overhead: dict[str, Any]) -> list[str]:
                 _n(cpu.get("ms_per_request"), 2),
             ]
         )  # fmt: skip
+    cpu = overhead.get("cpu", {})
+    cpu_ratio = ratio(
+        number(cpu.get("logged", {}).get("ms_per_request")),
+        number(cpu.get("plain", {}).get("ms_per_request")),
+    )
     rows.append(
         [
             "**ratio logged / plain**", f"**{_n(overhead['ratio_rps'], 3)}**",
-            _n(overhead["ratio_p50"], 3), _n(overhead["ratio_p99"], 3), "", "",
+            _n(overhead["ratio_p50"], 3), _n(overhead["ratio_p99"], 3), "", _n(cpu_ratio, 3),
         ]
     )  # fmt: skip
     header = ["gateway (medians)", "req/s", "p50 ms", "p99 ms", "errors", "worker CPU ms/req"]
@@ -373,6 +379,21 @@ def _overhead_checks(overhead: dict[str, Any]) -> list[str]:
     return _table(["check", "value"], rows)
 
 
+def _busy_warning(overhead: dict[str, Any]) -> list[str]:
+    """A run on a machine busier than its cores measured the machine as much as the log."""
+    cores = overhead["machine"].get("cores") or 1
+    loads = [load[0] for load in overhead.get("load_average", []) if load]
+    if not loads or max(loads) <= cores:
+        return []
+    return [
+        "",
+        f"> **Measured on a busy, shared machine** (1-minute load average up to "
+        f"{max(loads):g} on {cores} cores): the runs' req/s vary with the other work more "
+        "than with the log; worker CPU per request is the steadier sign of the log's cost. "
+        "Re-run on a quiet machine with the command above for figures to quote.",
+    ]
+
+
 def _overhead(overhead: dict[str, Any]) -> list[str]:
     before, after = overhead.get("load_average", [None, None])
     return [
@@ -381,6 +402,7 @@ def _overhead(overhead: dict[str, Any]) -> list[str]:
         f"Command: `{overhead.get('command', 'python -m bench --overhead-only')}`, "
         f"{overhead.get('started_at', '?')}, {overhead['machine']['cores']} cores, "
         f"load average (1/5/15 min) {before} before and {after} after.",
+        *_busy_warning(overhead),
         "",
         *_overhead_method(overhead),
         "",

@@ -65,6 +65,11 @@ def median(values: Iterable[float]) -> float:
     return statistics.median(items) if items else math.nan
 
 
+def number(value: Any) -> float:
+    """A number from results.json, where a missing one is null: NaN then."""
+    return math.nan if value is None else float(value)
+
+
 def ratio(numerator: float, denominator: float) -> float:
     """numerator/denominator, NaN when either is missing or the denominator is 0."""
     if math.isnan(numerator) or math.isnan(denominator) or denominator == 0:

@@ -168,30 +168,33 @@ def test_overhead_goals_pass_at_0_9_and_need_everything_checked() -> None:
     assert [g.passed for g in overhead_goals(None)] == [None, None]
 
 
+MACHINE = {"cpu": "x", "cores": 2, "memory_gib": 4, "kernel": "k", "python": "3"}
+
+
+def rendered(overhead: dict[str, Any]) -> str:
+    """docs/benchmarks.md for results holding only the overhead section."""
+    settings = settings_from_args([], environ={}).as_dict()
+    machine = {**MACHINE, "packages": {}, "load_generator": "wrk"}
+    return render({"settings": settings, "machine": machine, "overhead": overhead})
+
+
 def test_the_report_shows_each_run_in_order_the_ratio_and_the_checks() -> None:
-    results = {
-        "settings": settings_from_args([], environ={}).as_dict(),
-        "machine": {
-            "cpu": "x",
-            "cores": 2,
-            "memory_gib": 4,
-            "kernel": "k",
-            "python": "3",
-            "packages": {},
-            "load_generator": "wrk",
-        },
-        "elapsed_s": 60.0,
-        "overhead": overhead_result(),
-    }
-    text = render(results)
+    text = rendered(overhead_result())
     section = text.split("### Inference log and feedback overhead")[1].split("## Goals")[0]
     assert "| 1 | log off, no feedback | 1,000.0 |" in section
     assert "| 2 | log 100% + feedback | 950.0 |" in section
     assert "| 4 | log off, no feedback |" in section
     assert "| 0 | 2.53 |" in section  # the logged runs' worker CPU: 24 s / 9,500 requests
-    assert "**0.950**" in section
+    assert "| **0.950** | 1.000 | 1.000 |  | 1.250 |" in section  # CPU ms/req 2.5 / 2.0
     assert "300 / 300 / 0 / 0" in section
     assert "| f | inference log at 100% + feedback" in text
+    assert "busy, shared machine" not in section  # load average 2 on 2 cores
+
+
+def test_the_report_warns_when_the_machine_was_busier_than_its_cores() -> None:
+    overhead = overhead_result()
+    overhead["load_average"] = [[1.5, 1.0, 1.0], [4.5, 2.0, 1.0]]
+    assert "load average up to 4.5 on 2 cores" in rendered(overhead)
 
 
 def test_overhead_only_runs_nothing_else_and_no_overhead_skips_it() -> None:
