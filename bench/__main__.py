@@ -1,6 +1,7 @@
 """``python -m bench`` (``make bench``): build the registry, start the servers, run the
-throughput matrix and the swap benchmark, write bench/results.json and
-docs/benchmarks.md. Every server is stopped on the way out, whatever happens."""
+throughput matrix, the swap benchmark and the inference log overhead benchmark, write
+bench/results.json and docs/benchmarks.md. Every server is stopped on the way out,
+whatever happens."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from bench import machine, report, servers
 from bench.goals import evaluate
 from bench.loadgen import PythonLoad
 from bench.matrix import Cell, LoadGenerator, VerificationError, run_cell, verify
+from bench.overhead import run_overhead
 from bench.payloads import Payload, write_payloads
 from bench.registry import FOREST, RIDGE, SWAP, build
 from bench.settings import Settings, settings_from_args
@@ -71,19 +73,16 @@ def run_matrix(
         echo = servers.echo(settings.workers, work)
         _started(stack, [*peers.values(), ours, echo])
         say(f"stageserve workers ready: {ours.wait_workers_ready(settings.workers)}")
-        pids = {
-            "peer": {m: p.worker_pids() for m, p in peers.items()},
-            "stageserve": ours.worker_pids(),
-            "echo": echo.worker_pids(),
-        }
-        say(f"worker pids: {pids}")
+        peer_pids = {m: p.worker_pids() for m, p in peers.items()}
+        pids = {"stageserve": ours.worker_pids(), "echo": echo.worker_pids()}
+        say(f"worker pids: {pids} peer: {peer_pids}")
 
         def cell(model: str, payload: Payload, concurrency: int, with_echo: bool) -> Cell:
             urls = {
                 "peer": peers[model].invocations_url,
                 "stageserve": ours.base_url + servers.stageserve_path(model),
             }
-            workers = {"peer": pids["peer"][model], "stageserve": pids["stageserve"]}
+            workers = {"peer": peer_pids[model], "stageserve": pids["stageserve"]}
             if with_echo:
                 urls["echo"], workers["echo"] = echo.invocations_url, pids["echo"]
             return Cell(model, payload, concurrency, urls, workers)
@@ -137,6 +136,32 @@ def run_swap_bench(
         )
 
 
+def run_overhead_bench(
+    settings: Settings, registry: DiabetesRegistry, payload: Payload, load: LoadGenerator
+) -> dict[str, Any] | None:
+    """The overhead benchmark needs wrk (its script records the answers' feedback ids)."""
+    if not isinstance(load, Wrk):
+        say("overhead benchmark skipped: it needs wrk (--loadgen wrk)")
+        return None
+    started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    load_before = machine.load_average()
+    measured = run_overhead(settings, registry.uri, payload, load, say)
+    return {
+        **measured,
+        "started_at": started,
+        "load_average": [load_before, machine.load_average()],
+        "machine": machine.describe(load.version),
+    }
+
+
+def _previous(settings: Settings) -> dict[str, Any]:
+    """The results already written, for a run that replaces only its own section."""
+    if settings.overhead_only and settings.results_path.exists():
+        previous: dict[str, Any] = json.loads(settings.results_path.read_text())
+        return previous
+    return {}
+
+
 def _json_safe(value: Any) -> Any:
     """NaN is not JSON: missing numbers become null."""
     if isinstance(value, float) and math.isnan(value):
@@ -156,6 +181,7 @@ def _print_goals(results: dict[str, Any]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     settings = settings_from_args(argv)
+    results: dict[str, Any]
     if settings.report_only:
         results = json.loads(settings.results_path.read_text())
         report.write(settings.doc_path, results)
@@ -166,8 +192,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     load = choose_load_generator(settings.loadgen)
     say(f"load generator: {load.version}; expect about {settings.estimated_minutes():.0f} min")
-    results: dict[str, Any] = {
-        "settings": {**settings.as_dict(), "command": " ".join(["python -m bench", *argv])},
+    command = " ".join(["python -m bench", *argv])
+    results = _previous(settings) or {
+        "settings": {**settings.as_dict(), "command": command},
         "machine": machine.describe(load.version),
         "started_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
@@ -185,11 +212,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             say("swap benchmark")
             swap_payload = payloads["1-row"]
             results["swaps"] = run_swap_bench(settings, registry, swap_versions, swap_payload)
+        if settings.run_overhead:
+            say("inference log overhead benchmark")
+            overhead = run_overhead_bench(settings, registry, payloads["1-row"], load)
+            if overhead is not None:
+                results["overhead"] = {**overhead, "command": command}
     except (servers.ServerError, VerificationError) as exc:
         say(f"stopped: {exc}\n(server logs in {settings.work_dir / 'logs'})")
         return 1
-    results["elapsed_s"] = round(time.monotonic() - _T0, 1)
-    results["load_average_at_end"] = machine.load_average()
+    if not settings.overhead_only:
+        results["elapsed_s"] = round(time.monotonic() - _T0, 1)
+        results["load_average_at_end"] = machine.load_average()
     results = _json_safe(results)
     settings.results_path.write_text(json.dumps(results, indent=2) + "\n")
     report.write(settings.doc_path, results)

@@ -4,7 +4,11 @@
     zero errors; (b) 32-row payloads and the forest, at 32 connections: >= 2x;
 (c) one connection: stageserve's p50 <= the peer's; (d) stageserve's 1-row Ridge
     >= 0.7 of the echo ceiling at 32 connections; (e) swap p95 < 2 poll intervals + load
-    time, memory after the last swap within 10% of after the first, no failed request.
+    time, memory after the last swap within 10% of after the first, no failed request;
+(f) with the inference log at 100% and feedback flowing, >= 0.9 of the requests/s of the
+    same gateway without, at 32 connections; and what was measured happened: every
+    feedback item accepted, every recorded answer and accepted item in the Parquet files,
+    no row dropped.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from typing import Any
+
+from bench.stats import number as _num
 
 RIDGE = "bench-ridge"
 FOREST = "bench-forest"
@@ -35,10 +41,6 @@ def _cell(cells: list[dict[str, Any]], model: str, payload: str, conc: int) -> d
         if (cell["model"], cell["payload"], cell["concurrency"]) == (model, payload, conc):
             return cell
     return None
-
-
-def _num(value: Any) -> float:
-    return math.nan if value is None else float(value)
 
 
 def _fmt(value: float, digits: int = 2) -> str:
@@ -133,5 +135,45 @@ def swap_goals(swaps: dict[str, Any] | None) -> list[Goal]:
     return [delay, mem, err]
 
 
+OVERHEAD_FLOOR = 0.9
+
+
+def overhead_goals(overhead: dict[str, Any] | None) -> list[Goal]:
+    text_ratio = (
+        f"inference log at 100% + feedback, {GOAL_CONCURRENCY} connections: "
+        f">= {OVERHEAD_FLOOR:g} of the req/s without"
+    )
+    text_checked = "every feedback item accepted and logged, every answer logged, no drop"
+    if not overhead:
+        return [_missing("f", text_ratio), _missing("f", text_checked)]
+    r = _num(overhead["ratio_rps"])
+    medians = overhead["median"]
+    ratio = Goal(
+        "f",
+        text_ratio,
+        f"{_fmt(r)} ({_fmt(_num(medians['logged']['rps']), 1)} / "
+        f"{_fmt(_num(medians['plain']['rps']), 1)} req/s, medians)",
+        None if math.isnan(r) else r >= OVERHEAD_FLOOR,
+    )
+    feedback, log = overhead["feedback"], overhead["log"]
+    drops = int(sum(overhead["metrics"]["dropped"].values()))
+    checked = (
+        feedback["accepted"] == feedback["sent"] > 0
+        and log["answers_missing"] == 0
+        and log["feedback_rows_equal_accepted"]
+        and drops == 0
+    )
+    measured = (
+        f"{feedback['accepted']} of {feedback['sent']} accepted, {log['feedback_rows']} "
+        f"feedback rows; {log['answers_recorded'] - log['answers_missing']} of "
+        f"{log['answers_recorded']} answers logged; {drops} dropped"
+    )
+    return [ratio, Goal("f", text_checked, measured, checked)]
+
+
 def evaluate(results: dict[str, Any]) -> list[Goal]:
-    return throughput_goals(results.get("cells") or []) + swap_goals(results.get("swaps"))
+    return (
+        throughput_goals(results.get("cells") or [])
+        + swap_goals(results.get("swaps"))
+        + overhead_goals(results.get("overhead"))
+    )

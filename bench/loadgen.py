@@ -68,7 +68,7 @@ async def _connection(host: str, port: int, request: bytes, deadline: float, tal
                 tally.errors["connect"] += 1
                 await asyncio.sleep(0.01)
                 continue
-        assert reader is not None
+        assert reader is not None and writer is not None
         started = time.monotonic()
         try:
             writer.write(request)

@@ -75,10 +75,6 @@ def verify(cell: Cell) -> dict[str, Any]:
     }
 
 
-def _cpu(pids: list[int]) -> dict[int, float]:
-    return {pid: procs.cpu_seconds(pid) or 0.0 for pid in pids}
-
-
 def run_cell(
     load: LoadGenerator,
     cell: Cell,
@@ -94,10 +90,10 @@ def run_cell(
             url = cell.urls[name]
             if warmup_s > 0:
                 load.run(url, cell.payload.path, cell.concurrency, warmup_s)
-            before = _cpu(cell.workers.get(name, []))
+            before = procs.cpu_by_pid(cell.workers.get(name, []))
             result = load.run(url, cell.payload.path, cell.concurrency, duration_s)
             runs[name].append(result)
-            cpu[name].append(worker_cpu(before, _cpu(cell.workers.get(name, []))))
+            cpu[name].append(worker_cpu(before, procs.cpu_by_pid(cell.workers.get(name, []))))
             say(
                 f"  {cell.model} {cell.payload.name} c={cell.concurrency} round {index + 1} "
                 f"{name:<10} {result.rps:8.1f} req/s  p50 {result.p50_ms:7.2f} ms  "

@@ -32,3 +32,8 @@ def cpu_seconds(pid: int) -> float | None:
     # The command name (field 2) is parenthesised and may hold spaces or ')'.
     fields = stat[stat.rfind(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def cpu_by_pid(pids: list[int]) -> dict[int, float]:
+    """CPU seconds of each process so far (0 for one that is gone)."""
+    return {pid: cpu_seconds(pid) or 0.0 for pid in pids}

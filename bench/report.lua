@@ -20,3 +20,22 @@ function done(summary, latency, requests)
       latency:percentile(50), latency:percentile(99), latency.max,
       e.connect, e.read, e.write, e.timeout, e.status))
 end
+
+-- With BENCH_IDS_FILE set (bench/overhead.py), also append each answer's X-Feedback-Id
+-- to that file, one a line, for the feedback sender. wrk decides whether to parse the
+-- response headers by whether `response` exists when the script loads, so it is defined
+-- only then: the matrix's runs do not pay for it.
+local ids_path = os.getenv("BENCH_IDS_FILE")
+if ids_path then
+   local ids = nil
+   function response(status, headers, body)
+      local id = headers["x-feedback-id"] or headers["X-Feedback-Id"]
+      if id then
+         if not ids then
+            ids = assert(io.open(ids_path, "a"))
+            ids:setvbuf("full", 4096)
+         end
+         ids:write(id, "\n")
+      end
+   end
+end

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.goals import evaluate
+from bench.stats import number, ratio
 
 NOTES_START = "<!-- notes -->"
 NOTES_END = "<!-- /notes -->"
@@ -54,6 +55,8 @@ def _how_to_run(settings: dict[str, Any]) -> list[str]:
         "concurrency 1 and 32, 10 swaps",
         "make bench BENCH_ARGS='--rounds 5 --duration 10'",
         "BENCH_WORKERS=4 make bench                  # worker processes per server (default 2)",
+        "make bench BENCH_ARGS='--overhead-only --rounds 3 --duration 15'  # only the "
+        "inference log overhead",
         ".venv/bin/python -m bench --report-only     # re-render this file from results.json",
         ".venv/bin/python -m bench --help            # every flag",
         "```",
@@ -61,7 +64,8 @@ def _how_to_run(settings: dict[str, Any]) -> list[str]:
         "Flags: `--rounds` (3), `--duration` seconds measured per run (5), `--warmup` (1), "
         "`--concurrency` (`1,8,32,64`), `--workers` (`$BENCH_WORKERS`, 2), `--peer-workers` "
         "(same as `--workers`), `--poll-interval` (1), `--swaps` (50), `--swap-clients`, "
-        "`--loadgen auto|wrk|python`, `--no-matrix`, `--no-swaps`, `--quick`. Benchmarks "
+        "`--loadgen auto|wrk|python`, `--no-matrix`, `--no-swaps`, `--no-overhead`, "
+        "`--overhead-only` (keeps the other results), `--quick`. Benchmarks "
         "are not part of `make test`. The registry, server logs and payloads live in "
         "`bench/.work/` (not committed); raw per-round numbers in `bench/results.json`.",
         "",
@@ -265,6 +269,151 @@ def _spread(values: dict[str, float]) -> str:
     return f"{_n(values['p50'], 3)} / {_n(values['p95'], 3)} / {_n(values['max'], 3)} s"
 
 
+OVERHEAD_ARMS = {"plain": "log off, no feedback", "logged": "log 100% + feedback"}
+
+
+def _overhead_method(overhead: dict[str, Any]) -> list[str]:
+    return [
+        "Two `stageserve serve --model bench-ridge --target Production --workers "
+        f"{overhead['workers']}` gateways side by side, identical but for the inference log: "
+        "*plain* (log off, no feedback sent) and *logged* "
+        "(`STAGESERVE_INFERENCE_LOG_DIR` set, `STAGESERVE_INFERENCE_LOG_SAMPLE=1`, Parquet "
+        "files only, other log settings at their defaults). Both require a feedback token.",
+        "",
+        f"- Load: `wrk -t1 -c{overhead['concurrency']}` with `bench/report.lua` on the "
+        f"{overhead['payload']} payload, {_n(overhead['duration_s'], 0)} s per run after a "
+        f"{_n(overhead['warmup_s'], 0)} s warm-up. With `BENCH_IDS_FILE` set the script also "
+        "appends each answer's `X-Feedback-Id` to a file (wrk's `response()` callback); "
+        "both arms run it, so wrk does the same work in both and the ratio is fair.",
+        "- Feedback: during the logged arm's runs (warm-up included) a thread of the bench "
+        "follows that file and posts one item per answer (a 0/1 reward and a truth) to "
+        "`POST /models/bench-ridge/feedback` in batches of 100: feedback at the prediction "
+        "rate, for real answers, as a labelling pipeline sends it. Why wrk's ids rather "
+        "than a Python side client making its own predictions: the feedback then refers to "
+        "the very answers under load, at their rate, and the load generator stays the "
+        "matrix's (a Python client would add a second, CPU-hungry load source).",
+        "- Order: ABBA (plain, logged, logged, plain, ...), so a machine that speeds up or "
+        "slows down over the runs favours neither arm; the ratio is of the medians.",
+        "- Checked afterwards: the feedback answers' `accepted` counts; the logged "
+        "gateway's `stageserve_inference_log_*` and `stageserve_feedback_*` counters "
+        "(read from `/metrics` before it stops); then, after its SIGTERM (which flushes the "
+        "log), the Parquet files read with pandas: every answer wrk recorded is a "
+        "prediction row and every accepted item a feedback row. The files hold a few more "
+        "predictions than wrk recorded: the pre-run check's, and those in flight when each "
+        "wrk run stopped (answered and logged, not counted by wrk).",
+    ]
+
+
+def _overhead_runs(overhead: dict[str, Any]) -> list[str]:
+    seen = dict.fromkeys(overhead["runs"], 0)
+    rows = []
+    for position, arm in enumerate(overhead["order"], 1):
+        run = overhead["runs"][arm][seen[arm]]
+        used = sum(overhead["worker_cpu_s"][arm][seen[arm]].values())
+        seen[arm] += 1
+        cpu = used * 1000 / run["requests"] if run["requests"] else math.nan
+        rows.append(
+            [
+                str(position), OVERHEAD_ARMS.get(arm, arm), _n(run["rps"]),
+                _n(run["p50_ms"], 2), _n(run["p99_ms"], 2), str(run["errors_total"]), _n(cpu, 2),
+            ]
+        )  # fmt: skip
+    header = ["run", "gateway", "req/s", "p50 ms", "p99 ms", "errors", "worker CPU ms/req"]
+    return _table(header, rows)
+
+
+def _overhead_medians(overhead: dict[str, Any]) -> list[str]:
+    rows = []
+    for arm, median in overhead["median"].items():
+        cpu = overhead.get("cpu", {}).get(arm, {})
+        rows.append(
+            [
+                OVERHEAD_ARMS.get(arm, arm), _n(median["rps"]), _n(median["p50_ms"], 2),
+                _n(median["p99_ms"], 2), _n(median["errors"], 0),
+                _n(cpu.get("ms_per_request"), 2),
+            ]
+        )  # fmt: skip
+    cpu = overhead.get("cpu", {})
+    cpu_ratio = ratio(
+        number(cpu.get("logged", {}).get("ms_per_request")),
+        number(cpu.get("plain", {}).get("ms_per_request")),
+    )
+    rows.append(
+        [
+            "**ratio logged / plain**", f"**{_n(overhead['ratio_rps'], 3)}**",
+            _n(overhead["ratio_p50"], 3), _n(overhead["ratio_p99"], 3), "", _n(cpu_ratio, 3),
+        ]
+    )  # fmt: skip
+    header = ["gateway (medians)", "req/s", "p50 ms", "p99 ms", "errors", "worker CPU ms/req"]
+    return _table(header, rows)
+
+
+def _overhead_checks(overhead: dict[str, Any]) -> list[str]:
+    feedback, log, metrics = overhead["feedback"], overhead["log"], overhead["metrics"]
+
+    def counts(values: dict[str, float]) -> str:
+        shown = [f"{key} {_n(value, 0)}" for key, value in values.items() if value]
+        return ", ".join(shown) or "0"
+
+    rows = [
+        [
+            "feedback items sent / accepted / duplicates / refused",
+            f"{feedback['sent']} / {feedback['accepted']} / {feedback['duplicates']} / "
+            f"{feedback['refused']}",
+        ],
+        ["feedback posts / failed", f"{feedback['posts']} / {feedback['failed_posts']}"],
+        [
+            "Parquet prediction rows / answers wrk recorded / recorded but missing",
+            f"{log['prediction_rows']} / {log['answers_recorded']} / {log['answers_missing']}",
+        ],
+        [
+            "Parquet feedback rows (= accepted?) / without a prediction row",
+            f"{log['feedback_rows']} ({'yes' if log['feedback_rows_equal_accepted'] else 'NO'})"
+            f" / {log['feedback_without_prediction']}",
+        ],
+        ["`stageserve_inference_log_rows_total` before the stop", counts(metrics["rows"])],
+        ["`stageserve_inference_log_dropped_total`", counts(metrics["dropped"])],
+        ["`stageserve_feedback_total` (model/result/target/version)", counts(metrics["feedback"])],
+        ["`stageserve_feedback_refused_total`", counts(metrics["refused"])],
+    ]
+    return _table(["check", "value"], rows)
+
+
+def _busy_warning(overhead: dict[str, Any]) -> list[str]:
+    """A run on a machine busier than its cores measured the machine as much as the log."""
+    cores = overhead["machine"].get("cores") or 1
+    loads = [load[0] for load in overhead.get("load_average", []) if load]
+    if not loads or max(loads) <= cores:
+        return []
+    return [
+        "",
+        f"> **Measured on a busy, shared machine** (1-minute load average up to "
+        f"{max(loads):g} on {cores} cores): the runs' req/s vary with the other work more "
+        "than with the log; worker CPU per request is the steadier sign of the log's cost. "
+        "Re-run on a quiet machine with the command above for figures to quote.",
+    ]
+
+
+def _overhead(overhead: dict[str, Any]) -> list[str]:
+    before, after = overhead.get("load_average", [None, None])
+    return [
+        "### Inference log and feedback overhead (stageserve only)",
+        "",
+        f"Command: `{overhead.get('command', 'python -m bench --overhead-only')}`, "
+        f"{overhead.get('started_at', '?')}, {overhead['machine']['cores']} cores, "
+        f"load average (1/5/15 min) {before} before and {after} after.",
+        *_busy_warning(overhead),
+        "",
+        *_overhead_method(overhead),
+        "",
+        *_overhead_runs(overhead),
+        "",
+        *_overhead_medians(overhead),
+        "",
+        *_overhead_checks(overhead),
+    ]
+
+
 def render(results: dict[str, Any], notes: str | None = None) -> str:
     settings = results["settings"]
     lines = [
@@ -310,6 +459,10 @@ def render(results: dict[str, Any], notes: str | None = None) -> str:
         lines += [*_swaps(results["swaps"]), ""]
     else:
         lines += ["_The swap benchmark was not run._", ""]
+    if results.get("overhead"):
+        lines += [*_overhead(results["overhead"]), ""]
+    else:
+        lines += ["_The inference log overhead benchmark was not run._", ""]
     goals = evaluate(results)
     lines += [
         "## Goals",

@@ -115,11 +115,14 @@ def stageserve(
     workers: int,
     poll_interval: float,
     work_dir: Path,
+    settings: Mapping[str, str] | None = None,
 ) -> Server:
-    """``stageserve serve`` as a user starts it, serving each model's Production stage."""
+    """``stageserve serve`` as a user starts it, serving each model's Production stage;
+    ``settings``: STAGESERVE_* variables to set (the inference log's, a feedback token)."""
     port = free_port()
     env = _base_env(work_dir)
     env["STAGESERVE_MODEL_DIR"] = str(work_dir / f"models-{port}")
+    env.update(settings or {})
     command = stageserve_serve(
         registry_uri, port, models,
         "--target", "Production", "--workers", str(workers), "--poll-interval", str(poll_interval),

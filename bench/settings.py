@@ -30,6 +30,8 @@ class Settings:
     swap_clients: int
     run_matrix: bool
     run_swaps: bool
+    run_overhead: bool
+    overhead_only: bool  # the other sections of results.json are kept
     quick: bool
     work_dir: Path
     results_path: Path
@@ -43,6 +45,8 @@ class Settings:
         seconds = self.rounds * runs_per_round * (self.warmup_s + self.duration_s + 0.2)
         seconds += 60 if self.run_matrix else 0
         seconds += (20 + 1.2 * self.swaps) if self.run_swaps else 0
+        if self.run_overhead:  # two gateways, then both arms each round
+            seconds += 30 + self.rounds * 2 * (self.warmup_s + self.duration_s + 0.5)
         return (seconds + 15) / 60
 
     def as_dict(self) -> dict[str, Any]:
@@ -124,6 +128,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-matrix", action="store_true", help="skip the throughput matrix")
     parser.add_argument("--no-swaps", action="store_true", help="skip the swap benchmark")
     parser.add_argument(
+        "--no-overhead", action="store_true", help="skip the inference log overhead benchmark"
+    )
+    parser.add_argument(
+        "--overhead-only",
+        action="store_true",
+        help="run only the inference log overhead benchmark (--rounds pairs of --duration "
+        "s); the other results in results.json are kept",
+    )
+    parser.add_argument(
         "--quick",
         action="store_true",
         help="development run: 1 round, 2 s, concurrency 1 and 32, 10 swaps",
@@ -158,8 +171,10 @@ def settings_from_args(
         loadgen=args.loadgen,
         swaps=args.swaps or (10 if quick else 50),
         swap_clients=args.swap_clients or max(4, 2 * workers),
-        run_matrix=not args.no_matrix,
-        run_swaps=not args.no_swaps,
+        run_matrix=not (args.no_matrix or args.overhead_only),
+        run_swaps=not (args.no_swaps or args.overhead_only),
+        run_overhead=not args.no_overhead or args.overhead_only,
+        overhead_only=args.overhead_only,
         quick=quick,
         work_dir=args.work_dir.resolve(),
         results_path=args.results.resolve(),

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -65,6 +65,11 @@ def median(values: Iterable[float]) -> float:
     return statistics.median(items) if items else math.nan
 
 
+def number(value: Any) -> float:
+    """A number from results.json, where a missing one is null: NaN then."""
+    return math.nan if value is None else float(value)
+
+
 def ratio(numerator: float, denominator: float) -> float:
     """numerator/denominator, NaN when either is missing or the denominator is 0."""
     if math.isnan(numerator) or math.isnan(denominator) or denominator == 0:
@@ -84,7 +89,7 @@ def summarize(runs: Sequence[LoadResult]) -> dict[str, float]:
     }
 
 
-def summarize_cell(runs: dict[str, Sequence[LoadResult]]) -> dict[str, Any]:
+def summarize_cell(runs: Mapping[str, Sequence[LoadResult]]) -> dict[str, Any]:
     """Per server the medians, plus stageserve/peer ratios of requests/s and of p50."""
     medians = {server: summarize(results) for server, results in runs.items()}
     peer = medians.get("peer", {})
@@ -139,7 +144,7 @@ def worker_cpu(before: dict[int, float], after: dict[int, float]) -> dict[str, f
 
 
 def summarize_cpu(
-    runs: dict[str, Sequence[LoadResult]], cpu: dict[str, Sequence[dict[str, float]]]
+    runs: Mapping[str, Sequence[LoadResult]], cpu: Mapping[str, Sequence[dict[str, float]]]
 ) -> dict[str, dict[str, float]]:
     """Per server, medians over rounds of the workers' CPU milliseconds per request (what
     a request costs, whatever the machine's other load) and of the busiest worker's share
@@ -156,3 +161,17 @@ def summarize_cpu(
             busiest.append(max(used.values()) / total)
         out[server] = {"ms_per_request": median(per_request), "busiest_share": median(busiest)}
     return out
+
+
+def summarize_overhead(
+    runs: Mapping[str, Sequence[LoadResult]], baseline: str, loaded: str
+) -> dict[str, Any]:
+    """The overhead benchmark's medians per arm and the loaded arm's share of the
+    baseline's requests/s (ratio of medians: one noisy run moves neither much)."""
+    medians = {arm: summarize(results) for arm, results in runs.items()}
+    return {
+        "median": medians,
+        "ratio_rps": ratio(medians[loaded]["rps"], medians[baseline]["rps"]),
+        "ratio_p50": ratio(medians[loaded]["p50_ms"], medians[baseline]["p50_ms"]),
+        "ratio_p99": ratio(medians[loaded]["p99_ms"], medians[baseline]["p99_ms"]),
+    }

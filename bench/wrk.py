@@ -70,13 +70,23 @@ class Wrk:
         self.binary = binary
         self.version = version(binary)
 
-    def run(self, url: str, body_path: Path, connections: int, duration_s: float) -> LoadResult:
+    def run(
+        self,
+        url: str,
+        body_path: Path,
+        connections: int,
+        duration_s: float,
+        ids_file: Path | None = None,
+    ) -> LoadResult:
+        """One run; with ``ids_file``, each answer's X-Feedback-Id is appended to it
+        (bench/report.lua then parses every response's headers, which costs wrk time)."""
+        env = None if ids_file is None else {**os.environ, "BENCH_IDS_FILE": str(ids_file)}
         command = [
             self.binary, "-t1", f"-c{connections}", f"-d{max(1, round(duration_s))}s",
             "--timeout", TIMEOUT, "-s", str(SCRIPT), url, "--", str(body_path),
         ]  # fmt: skip
         done = subprocess.run(
-            command, capture_output=True, text=True, check=False, timeout=duration_s + 60
+            command, capture_output=True, text=True, check=False, timeout=duration_s + 60, env=env
         )
         if done.returncode != 0:
             raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr or done.stdout}")
