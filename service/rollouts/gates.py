@@ -129,9 +129,12 @@ def evaluate(
         comparison = compare(reference.rewards, row.rewards, result.confidence)
     versus = live or reference
     assert versus is not None
-    figures: dict[str, Figure] = {"control_source": "live" if live else "reference"}
+    figures: dict[str, Figure] = {
+        "candidate_requests": row.requests,
+        "control_requests": versus.requests,
+        "control_source": "live" if live else "reference",
+    }
     failed = _error_gate(gates, row.error_rate or 0.0, versus.error_rate, figures, ERROR_RATE)
-    figures |= {"candidate_requests": row.requests, "control_requests": versus.requests}
     figures |= {"candidate_p99": row.latency_p99, "control_p99": versus.p99}
     ratio = _ratio(row.latency_p99, versus.p99)
     figures["p99_ratio"] = ratio

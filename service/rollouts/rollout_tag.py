@@ -176,7 +176,7 @@ def _in(path: str, build: Any) -> Any:
     try:
         return build()
     except RolloutError as exc:
-        if not path or str(exc).startswith(f"{path}."):
+        if not path or str(exc).startswith((f"{path}.", f"{path}:")):
             raise
         raise RolloutError(f"{path}.{exc}") from None
 
