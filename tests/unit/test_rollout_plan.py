@@ -403,7 +403,9 @@ def test_a_plan_too_big_for_the_tag_is_refused() -> None:
 
 finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
 times = st.floats(min_value=0, max_value=4e9, allow_nan=False)
-names = st.text(st.characters(codec="utf-8", exclude_categories=("C",)), min_size=1, max_size=100)
+names = st.text(
+    st.characters(codec="utf-8", exclude_categories=("C", "Z")), min_size=1, max_size=100
+)
 figures = st.dictionaries(
     st.text(max_size=20),
     st.none() | finite | st.integers(-(10**12), 10**12) | st.text(max_size=30),
@@ -413,11 +415,9 @@ figures = st.dictionaries(
 
 @st.composite
 def plans(draw: st.DrawFn) -> RolloutPlan:
-    steps = sorted(draw(st.sets(st.integers(1, 1000), min_size=1, max_size=20)))
-    steps = [s / 10 for s in steps]
-    if steps[0] >= 100:
-        steps[0] = 50.0
-        steps = sorted(set(steps))
+    first = draw(st.integers(1, 999))  # tenths of a percent; the first below 100 %
+    rest = sorted(draw(st.sets(st.integers(first + 1, 1000), max_size=19)))
+    steps = [tenths / 10 for tenths in (first, *rest)]
     shadow = draw(
         st.none()
         | st.builds(
@@ -495,7 +495,7 @@ def rollouts(draw: st.DrawFn) -> Rollout:
     return Rollout(p, s)
 
 
-@FAST
+@settings(max_examples=50, deadline=None, database=None, derandomize=True)
 @given(rollouts())
 def test_every_rollout_encodes_within_the_limit_and_decodes_back(rollout: Rollout) -> None:
     text = encode_rollout(rollout)
