@@ -52,6 +52,9 @@ def encode_rollout(rollout: Rollout) -> str:
     """The tag's text, within MAX_TAG_CHARS (the history thinned as the docstring says)."""
     state = rollout.state
     text = _dump(rollout.plan, state)
+    if len(text) > MAX_TAG_CHARS:  # one estimated cut, then exact steps if still over
+        state = _cut(state, len(text) - MAX_TAG_CHARS)
+        text = _dump(rollout.plan, state)
     while len(text) > MAX_TAG_CHARS:
         thinner = _thinned(state)
         if thinner is None:
@@ -151,6 +154,28 @@ def _decision_json(decision: Decision) -> dict[str, Any]:
     if decision.figures:
         out["figures"] = dict(decision.figures)
     return out
+
+
+def _size(decision: Decision) -> int:
+    return len(json.dumps(_decision_json(decision), separators=(",", ":")))
+
+
+def _cut(state: RolloutState, excess: int) -> RolloutState:
+    """The thinning of ``_thinned`` done in one pass, as far as the entries' own sizes
+    say ``excess`` characters are saved (the digits of ``dropped`` may still differ)."""
+    history = list(state.history)
+    for i, decision in enumerate(history[:-1]):
+        if excess <= 0:
+            break
+        if decision.figures:
+            bare = dataclasses.replace(decision, figures={})
+            excess -= _size(decision) - _size(bare)
+            history[i] = bare
+    drop = 0
+    while excess > 0 and drop < len(history) - 1:
+        excess -= _size(history[drop]) + 1  # and its comma
+        drop += 1
+    return dataclasses.replace(state, history=tuple(history[drop:]), dropped=state.dropped + drop)
 
 
 def _thinned(state: RolloutState) -> RolloutState | None:

@@ -495,7 +495,7 @@ def rollouts(draw: st.DrawFn) -> Rollout:
     return Rollout(p, s)
 
 
-@settings(max_examples=50, deadline=None, database=None, derandomize=True)
+@settings(max_examples=30, deadline=None, database=None, derandomize=True)
 @given(rollouts())
 def test_every_rollout_encodes_within_the_limit_and_decodes_back(rollout: Rollout) -> None:
     text = encode_rollout(rollout)
