@@ -78,12 +78,21 @@ class GateVerdict:
     control: ControlFigures | None = None
 
 
-def find_row(result: ExperimentResult, target: str, version: int | None) -> TargetResult | None:
-    """The result's row of ``target`` served by ``version``."""
-    for row in result.targets:
-        if row.target == target and row.version == version:
-            return row
-    return None
+@dataclass(frozen=True)
+class Matchup:
+    """Which rows of a result are compared: ``candidate`` served by its pinned
+    ``candidate_version`` (a previous version of that target does not count), against
+    ``control`` served by its newest version in the result (as ``vs_control`` is)."""
+
+    candidate: str
+    candidate_version: int
+    control: str
+
+    def candidate_row(self, result: ExperimentResult) -> TargetResult | None:
+        return _row(result, self.candidate, self.candidate_version)
+
+    def control_row(self, result: ExperimentResult) -> TargetResult | None:
+        return _row(result, self.control, result.control_version)
 
 
 def control_figures(row: TargetResult) -> ControlFigures:
@@ -98,31 +107,21 @@ def control_figures(row: TargetResult) -> ControlFigures:
 def evaluate(
     gates: Gates,
     result: ExperimentResult,
+    matchup: Matchup,
     *,
-    candidate: str,
-    candidate_version: int,
-    control: str,
     min_requests: int,
     reference: ControlFigures | None = None,
 ) -> GateVerdict:
-    """A step's verdict on ``candidate`` (served by ``candidate_version``) against
-    ``control`` (its newest version in the result), or against ``reference`` when given
-    (a step that gives the control no traffic: the control's row is then ignored)."""
-    row = find_row(result, candidate, candidate_version)
-    served = row.requests if row else 0
-    if row is None or served < min_requests:
-        return GateVerdict(
-            Outcome.WAITING,
-            f"{candidate} v{candidate_version}: {served} of {min_requests} requests",
-        )
+    """A step's verdict on the candidate against the control, or against ``reference``
+    when given (a step that gives the control no traffic: its row is then ignored)."""
+    row = matchup.candidate_row(result)
+    if row is None or row.requests < min_requests:
+        return _waiting(f"{matchup.candidate} v{matchup.candidate_version}", row, min_requests)
     live: ControlFigures | None = None
     if reference is None:
-        control_row = find_row(result, control, result.control_version)
-        have = control_row.requests if control_row else 0
-        if control_row is None or have < min_requests:
-            return GateVerdict(
-                Outcome.WAITING, f"control {control}: {have} of {min_requests} requests"
-            )
+        control_row = matchup.control_row(result)
+        if control_row is None or control_row.requests < min_requests:
+            return _waiting(f"control {matchup.control}", control_row, min_requests)
         live = control_figures(control_row)
         comparison = row.vs_control
     else:
@@ -149,28 +148,25 @@ def evaluate(
 def evaluate_shadow(
     gates: Gates,
     result: ExperimentResult,
+    matchup: Matchup,
     *,
-    candidate: str,
-    candidate_version: int,
-    control: str,
     min_requests: int,
     min_agreement: float,
 ) -> GateVerdict:
     """The shadow phase's verdict: the candidate answers mirrored requests only, so its
     shadow counts are judged (agreement, errors) against the control's own error rate."""
-    row = find_row(result, candidate, candidate_version)
+    row = matchup.candidate_row(result)
     shadow = row.shadow if row else {}
     agree, disagree, errors = (shadow.get(k, 0) for k in (AGREE, DISAGREE, ERROR))
     answered = agree + disagree + errors
     if answered < min_requests:
+        who = f"{matchup.candidate} v{matchup.candidate_version}"
         return GateVerdict(
-            Outcome.WAITING,
-            f"{candidate} v{candidate_version}: {answered} of {min_requests} mirrored requests",
+            Outcome.WAITING, f"{who}: {answered} of {min_requests} mirrored requests"
         )
-    control_row = find_row(result, control, result.control_version)
-    have = control_row.requests if control_row else 0
-    if control_row is None or have < min_requests:
-        return GateVerdict(Outcome.WAITING, f"control {control}: {have} of {min_requests} requests")
+    control_row = matchup.control_row(result)
+    if control_row is None or control_row.requests < min_requests:
+        return _waiting(f"control {matchup.control}", control_row, min_requests)
     live = control_figures(control_row)
     agreement = agree / (agree + disagree) if agree + disagree else None
     figures: dict[str, Figure] = {"shadow_requests": answered, "control_requests": live.requests}
@@ -181,6 +177,18 @@ def evaluate_shadow(
 
 
 # --- helpers ------------------------------------------------------------------------
+
+
+def _row(result: ExperimentResult, target: str, version: int | None) -> TargetResult | None:
+    for row in result.targets:
+        if row.target == target and row.version == version:
+            return row
+    return None
+
+
+def _waiting(who: str, row: TargetResult | None, min_requests: int) -> GateVerdict:
+    served = row.requests if row else 0
+    return GateVerdict(Outcome.WAITING, f"{who}: {served} of {min_requests} requests")
 
 
 def _error_gate(

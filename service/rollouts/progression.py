@@ -26,7 +26,14 @@ from dataclasses import dataclass
 
 from registry_watcher.traffic_policy import TrafficPolicy, policy_from_dict
 from service.experiments.results import ExperimentResult
-from service.rollouts.gates import Figure, GateVerdict, Outcome, evaluate, evaluate_shadow
+from service.rollouts.gates import (
+    Figure,
+    GateVerdict,
+    Matchup,
+    Outcome,
+    evaluate,
+    evaluate_shadow,
+)
 from service.rollouts.rollout_plan import (
     MAX_HISTORY,
     MAX_NAME_CHARS,
@@ -90,26 +97,20 @@ def judge(plan: RolloutPlan, state: RolloutState, result: ExperimentResult) -> G
     over the step (its window should start when the step's policy was applied)."""
     if state.finished:
         return GateVerdict(Outcome.WAITING, f"the rollout is over ({state.phase})")
+    matchup = Matchup(plan.candidate, plan.candidate_version, plan.control)
     if state.phase is Phase.SHADOW:
         assert plan.shadow is not None  # Rollout checks it
         return evaluate_shadow(
             plan.gates,
             result,
-            candidate=plan.candidate,
-            candidate_version=plan.candidate_version,
-            control=plan.control,
+            matchup,
             min_requests=plan.shadow.min_requests,
             min_agreement=plan.shadow.min_agreement,
         )
     control_share = 100 - plan.steps[state.step]
+    reference = state.reference if control_share <= 0 else None
     return evaluate(
-        plan.gates,
-        result,
-        candidate=plan.candidate,
-        candidate_version=plan.candidate_version,
-        control=plan.control,
-        min_requests=plan.min_step_requests,
-        reference=state.reference if control_share <= 0 else None,
+        plan.gates, result, matchup, min_requests=plan.min_step_requests, reference=reference
     )
 
 

@@ -27,6 +27,7 @@ from service.rollouts.gates import (
     ControlFigures,
     Gates,
     GateVerdict,
+    Matchup,
     Outcome,
     evaluate,
     evaluate_shadow,
@@ -37,27 +38,18 @@ DEFAULT_GATES = Gates()
 FAST = settings(max_examples=150, deadline=None, database=None, derandomize=True)
 
 
+MATCHUP = Matchup(candidate="Staging", candidate_version=7, control="Production")
+
+
 def judge(result: ExperimentResult, gates: Gates = DEFAULT_GATES, **options: Any) -> GateVerdict:
-    where: dict[str, Any] = {
-        "candidate": "Staging",
-        "candidate_version": 7,
-        "control": "Production",
-        "min_requests": 100,
-    }
-    return evaluate(gates, result, **(where | options))
+    return evaluate(gates, result, MATCHUP, **({"min_requests": 100} | options))
 
 
 def judge_shadow(
     result: ExperimentResult, gates: Gates = DEFAULT_GATES, **options: Any
 ) -> GateVerdict:
-    where: dict[str, Any] = {
-        "candidate": "Staging",
-        "candidate_version": 7,
-        "control": "Production",
-        "min_requests": 100,
-        "min_agreement": 0.95,
-    }
-    return evaluate_shadow(gates, result, **(where | options))
+    where = {"min_requests": 100, "min_agreement": 0.95} | options
+    return evaluate_shadow(gates, result, MATCHUP, **where)
 
 
 # --- waiting ------------------------------------------------------------------------
