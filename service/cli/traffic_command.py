@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from typing import Any
 
 from registry_watcher.targets import TargetKind
@@ -17,6 +18,8 @@ from registry_watcher.traffic_policy import (
     policy_from_dict,
 )
 from service.cli.common import NO_REGISTRY, registry_option, say
+from service.cli.flags import gateway_url, timeout_seconds
+from service.cli.status_command import URL_ENV, NoState, base_url
 
 
 def add_traffic_parser(sub: Any) -> None:
@@ -36,6 +39,29 @@ def add_traffic_parser(sub: Any) -> None:
         "clear", help="remove the policy (all traffic to the first target)", parents=[common]
     )
     clear.add_argument("name")
+    for written in (set_, clear):
+        add_wait_flags(written)
+
+
+def add_wait_flags(parser: Any) -> None:
+    parser.add_argument(
+        "--wait",
+        action="store_true",
+        help="then wait until a running gateway applies it (exit 1 if not within --wait-timeout)",
+    )
+    parser.add_argument(
+        "--url",
+        type=gateway_url,
+        default=None,
+        help=f"the gateway to wait for (default: ${URL_ENV}, else http://127.0.0.1:3000)",
+    )
+    parser.add_argument(
+        "--wait-timeout",
+        type=timeout_seconds,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long --wait waits (60)",
+    )
 
 
 def policy_from_args(weights: list[str], shadow: str | None, sticky: bool) -> TrafficPolicy:
@@ -125,13 +151,29 @@ def _run(args: argparse.Namespace, registry_uri: str) -> int:
         client.set_registered_model_tag(args.name, POLICY_TAG, policy.to_json())
         print(json.dumps(policy.to_dict(), indent=2))
         say(f"traffic policy of {args.name} written; gateways apply it at their next poll")
-        return 0
+        return _wait(args, policy)
     if args.action == "clear":
         if POLICY_TAG in tags:
             client.delete_registered_model_tag(args.name, POLICY_TAG)
         say(f"traffic policy of {args.name} cleared: all traffic to the first target")
-        return 0
+        return _wait(args, None)
     return _show(tags.get(POLICY_TAG))
+
+
+def _wait(args: argparse.Namespace, policy: TrafficPolicy | None) -> int:
+    """With --wait: 0 once the gateway applied the change, 1 when it did not in time."""
+    if not args.wait:
+        return 0
+    from service.cli.policy_wait import wait_applied
+
+    try:
+        url = base_url(args.url, os.environ)
+        seconds = wait_applied(url, args.name, policy, args.wait_timeout)
+    except NoState as exc:
+        say(str(exc))
+        return 1
+    say(f"the gateway at {url} applied it after {seconds:.1f} s")
+    return 0
 
 
 def _show(value: str | None) -> int:

@@ -111,7 +111,8 @@ def build_window(
 
     Without ``start`` the ``end`` samples are the window's own counts (Prometheus's
     ``increase``, or counters since the gateway started). Rows are sorted by the
-    target's place in ``order`` (the policy's targets), then by target and version.
+    target's place in ``order`` (the policy's targets), then by target and version; a
+    version with nothing in the window has no row.
     """
     after, before = read_samples(end, model), read_samples(start, model)
     rows: dict[Row, VersionWindow] = {}
@@ -136,13 +137,24 @@ def build_window(
             present.target, version, present.outcomes, present.latency, present.rewards, counts
         )
     place = {target: i for i, target in enumerate(order)}
-    ordered = sorted(rows, key=lambda row: (place.get(row[0], len(place)), row))
+    busy = [row for row, window in rows.items() if not _idle(window)]
+    ordered = sorted(busy, key=lambda row: (place.get(row[0], len(place)), row))
     return ExperimentWindow(
         model=model,
         control=control,
         versions=tuple(rows[row] for row in ordered),
         start=start_time,
         end=end_time,
+    )
+
+
+def _idle(window: VersionWindow) -> bool:
+    """Nothing in the window: no request, reward or shadow answer (a version that
+    served before the window, or a target that served nothing in it). Not a row."""
+    return (
+        not any(window.outcomes.values())
+        and window.rewards.count == 0
+        and not any(window.shadow.values())
     )
 
 

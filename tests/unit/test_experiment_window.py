@@ -195,10 +195,19 @@ def test_shadow_counts_go_to_the_version_serving_the_shadow_target() -> None:
     shadow.inc(6)
     gateway.shadow.labels("m", "Production", "Staging", "disagree").inc(2)
     window = build_window("m", "Production", gateway.read(), start)
-    production, staging = window.versions
-    assert production.shadow == {} and production.outcomes == {}
+    # Production answered before the window only: no row (a version idle in the window).
+    (staging,) = window.versions
     assert (staging.target, staging.version) == ("Staging", 4)
     assert staging.shadow == {"agree": 6, "disagree": 2} and staging.outcomes == {}
+
+
+def test_a_version_with_nothing_in_the_window_has_no_row() -> None:
+    gateway = Gateway()
+    gateway.answer("Production", 1, 0.01)  # before the window: v1, then v2 took over
+    start = gateway.read()
+    gateway.answer("Production", 2, 0.01)
+    window = build_window("m", "Production", gateway.read(), start)
+    assert [(row.target, row.version) for row in window.versions] == [("Production", 2)]
 
 
 def test_series_without_a_target_or_version_and_other_models_are_left_out() -> None:
