@@ -21,13 +21,16 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from registry_watcher.background import BackgroundLoop
 from registry_watcher.outage import short_reason
 from registry_watcher.redact import redact
 from registry_watcher.state import VersionRef
 from service.lifecycle.validation_tags import RESULT_TAG, Validation, plan_write
+
+if TYPE_CHECKING:  # MLflow is imported when the first write happens
+    from registry_watcher.poll_client import PollingClient
 
 log = logging.getLogger("stageserve.validation")
 
@@ -48,21 +51,30 @@ class VersionTags(Protocol):
 
 class RegistryVersionTags:
     """``VersionTags`` of an MLflow registry, each call one attempt with a bounded timeout
-    (an http(s) registry; a database registry answers or fails at once)."""
+    (an http(s) registry; a database registry answers or fails at once). The client is
+    made at the first call, on the writer's thread, not at the gateway's start."""
 
     def __init__(self, registry_uri: str | None, timeout_s: float) -> None:
-        from registry_watcher.poll_client import PollingClient
+        self._registry_uri = registry_uri
+        self._timeout_s = timeout_s
+        self._client: PollingClient | None = None
 
-        self._client = PollingClient(registry_uri, timeout_s)
+    @property
+    def client(self) -> PollingClient:
+        if self._client is None:
+            from registry_watcher.poll_client import PollingClient
+
+            self._client = PollingClient(self._registry_uri, self._timeout_s)
+        return self._client
 
     def version_tags(self, model: str, version: int) -> Mapping[str, str]:
-        return dict(self._client.get_model_version(model, str(version)).tags)
+        return dict(self.client.get_model_version(model, str(version)).tags)
 
     def set_version_tag(self, model: str, version: int, key: str, value: str) -> None:
-        self._client.set_model_version_tag(model, str(version), key, value)
+        self.client.set_model_version_tag(model, str(version), key, value)
 
     def delete_version_tag(self, model: str, version: int, key: str) -> None:
-        self._client.delete_model_version_tag(model, str(version), key)
+        self.client.delete_model_version_tag(model, str(version), key)
 
 
 class ValidationWriter:
