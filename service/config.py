@@ -64,6 +64,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("STAGESERVE_MAX_BODY_BYTES", "52428800", "Largest request body accepted (413 above)."),
     Setting("STAGESERVE_SMOKE_TEST", "true", "Smoke-test new versions with their input example."),
     Setting(
+        "STAGESERVE_WRITE_VALIDATION",
+        "false",
+        "Write each smoke test's verdict on the model version as stageserve.validation tags "
+        "(passed or failed, the error, when, the stageserve version), with the registry "
+        "credentials the gateway has (they must be allowed to write); a failed write is "
+        "counted and never affects serving.",
+    ),
+    Setting(
         "STAGESERVE_MAX_BATCH",
         "64",
         "Most concurrent requests answered by one predict call per version; 1 turns batching off.",
@@ -482,6 +490,7 @@ class Settings:
     inference_log_url: str | None = field(default=None, repr=False)  # may hold a credential
     inference_log_sink_queue: int = 1000
     inference_log_sink_timeout_s: float = 2.0
+    write_validation: bool = False
 
     @property
     def required_target(self) -> Target:
@@ -514,6 +523,7 @@ class Settings:
             workers=worker_count(env),
             max_body_bytes=_int(env, "STAGESERVE_MAX_BODY_BYTES", 1),
             smoke_test=_bool(env, "STAGESERVE_SMOKE_TEST"),
+            write_validation=_bool(env, "STAGESERVE_WRITE_VALIDATION"),
             model_dir=_get(env, "STAGESERVE_MODEL_DIR"),
             log_level=log_level(env),
             admin_token=secret(env, "STAGESERVE_ADMIN_TOKEN"),

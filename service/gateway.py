@@ -28,6 +28,7 @@ from service.api.experiment_route import ExperimentApi
 from service.api.feedback import FeedbackApi
 from service.api.invocations import Invocations
 from service.api.webhooks import WebhookApi
+from service.cli.version import installed_version
 from service.config import Settings
 from service.experiments.baseline_store import BaselineStore
 from service.experiments.feedback_intake import FeedbackIntake
@@ -44,6 +45,7 @@ from service.lifecycle.availability import policy_for
 from service.lifecycle.backoff import ExponentialBackoff
 from service.lifecycle.loader import VersionLoader
 from service.lifecycle.pool import Loader, ModelPool, PoolObserver
+from service.lifecycle.validation_writer import RegistryVersionTags, ValidationWriter
 from service.logs.access_log import AccessLog
 from service.logs.log_limits import limit_per_request_warnings
 from service.ops.metric_files import MetricFileSweeper, multiprocess_dir
@@ -88,11 +90,23 @@ class Gateway:
         targets = settings.targets_by_model()
 
         # --- the model lifecycle: registry -> watcher -> pool
+        # Smoke-test verdicts written back to the registry, when asked (off the load path).
+        registry_timeout_s = poll_timeout_s(settings.poll_interval_s)
+        self.validation = (
+            ValidationWriter(
+                RegistryVersionTags(settings.registry_uri, registry_timeout_s),
+                installed_version("stageserve"),
+                lambda result: metrics.validation_writes.labels(result).inc(),
+            )
+            if settings.write_validation
+            else None
+        )
         self.loader = loader or VersionLoader(
             settings.model_dir,
             settings.smoke_test,
             settings.max_batch,
             targets_of=lambda ref: [s.target.text for s in self.pool.slots() if s.desired == ref],
+            on_smoke_test=self.validation.validated if self.validation else lambda r, e: None,
         )
         self.pool = ModelPool[LoadedVersion](
             targets,
@@ -105,9 +119,7 @@ class Gateway:
             availability=policy_for(settings.on_empty),
             load_timeout_s=settings.load_timeout_s,
         )
-        self.registry = registry or RegistryReader(
-            settings.registry_uri, poll_timeout_s(settings.poll_interval_s)
-        )
+        self.registry = registry or RegistryReader(settings.registry_uri, registry_timeout_s)
         self.watcher = RegistryWatcher(
             self.registry,
             targets,
@@ -210,6 +222,8 @@ class Gateway:
         self.mirror.start()
         if self.inference_log is not None:
             self.inference_log.start()
+        if self.validation is not None:
+            self.validation.start()
         self.pool.start()
         self.watcher.start()
 
@@ -219,6 +233,8 @@ class Gateway:
             self.inference_log.stop()  # every accepted row written, files completed (bounded)
         self.watcher.stop()
         self.pool.stop()
+        if self.validation is not None:
+            self.validation.stop()
         self.mirror.stop()
         if self.nudge is not None:
             self.nudge.stop()

@@ -85,6 +85,12 @@ def add_serve_options(parser: argparse.ArgumentParser, demo: bool = False) -> No
         "--no-smoke-test", action="store_true", help="do not smoke-test versions before swapping"
     )
     parser.add_argument(
+        "--write-validation",
+        action="store_true",
+        help="write each smoke test's verdict on the model version as stageserve.validation "
+        "tags (the registry credentials must allow writes)",
+    )
+    parser.add_argument(
         "--on-empty",
         choices=ON_EMPTY_CHOICES,
         default=None,
@@ -150,6 +156,8 @@ def serve_env(args: argparse.Namespace, base: dict[str, str]) -> dict[str, str]:
         env["STAGESERVE_MODEL_DIR"] = args.model_dir
     if getattr(args, "no_smoke_test", False):
         env["STAGESERVE_SMOKE_TEST"] = "false"
+    if getattr(args, "write_validation", False):
+        env["STAGESERVE_WRITE_VALIDATION"] = "true"
     if getattr(args, "log_format", None):
         env["STAGESERVE_LOG_FORMAT"] = args.log_format
     if getattr(args, "log_level", None):

@@ -33,6 +33,10 @@ log = logging.getLogger("stageserve.loader")
 
 SERVING_INPUT_EXAMPLE = "serving_input_example.json"
 
+# Told each smoke test's verdict: (version, None) when it passed, (version, reason) when
+# it failed; must not wait or raise (it runs on the load thread).
+SmokeTestHook = Callable[[VersionRef, str | None], None]
+
 
 def _remove_dir(path: str) -> None:
     shutil.rmtree(path, ignore_errors=True)
@@ -74,6 +78,7 @@ class VersionLoader:
         max_batch: int = DEFAULT_MAX_BATCH,
         targets_of: Callable[[VersionRef], Sequence[str]] = lambda ref: (),
         progress_interval_s: float = DEFAULT_INTERVAL_S,
+        on_smoke_test: SmokeTestHook = lambda ref, error: None,
     ) -> None:
         self._worker_dir = WorkerDir.claim(model_dir)
         self._root = self._worker_dir.path
@@ -81,6 +86,7 @@ class VersionLoader:
         self._max_batch = max_batch
         self._targets_of = targets_of  # the targets waiting for a version, for the log
         self._progress_interval_s = progress_interval_s
+        self._on_smoke_test = on_smoke_test  # e.g. lifecycle/validation_writer.py
 
     def close(self) -> None:
         """Remove every version this loader downloaded (the worker is stopping)."""
@@ -128,7 +134,13 @@ class VersionLoader:
         )
         weakref.finalize(loaded, _remove_dir, local_root)
         if self._run_smoke_test:
-            loaded.smoke_tested = smoke_test(loaded)
+            try:
+                loaded.smoke_tested = smoke_test(loaded)
+            except LoadError as exc:
+                self._on_smoke_test(ref, str(exc))
+                raise
+            if loaded.smoke_tested:
+                self._on_smoke_test(ref, None)
         loaded.load_duration_s = time.monotonic() - started
         log.info(
             "loaded %s version %s in %.2fs%s",

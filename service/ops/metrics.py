@@ -65,6 +65,7 @@ class Metrics:
     inference_log_dropped: Counter
     inference_log_files: Counter
     inference_log_sink_events: Counter
+    validation_writes: Counter
 
 
 _metrics: Metrics | None = None
@@ -286,6 +287,12 @@ def _create() -> Metrics:
             "stageserve_inference_log_sink_events_total",
             "CloudEvents posted to the inference log's HTTP sink, by outcome: sent, failed.",
             ["outcome"],
+        ),
+        validation_writes=Counter(
+            "stageserve_validation_writes_total",
+            "Smoke-test verdicts written back to the registry as stageserve.validation tags, "
+            "by result: written, skipped (the tags already said so), failed.",
+            ["result"],
         ),
     )
 

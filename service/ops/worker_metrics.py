@@ -17,6 +17,7 @@ from registry_watcher.targets import Target
 from service.experiments.feedback_items import Reason
 from service.experiments.feedback_tally import FEEDBACK_RESULTS
 from service.inference_log.log_counts import DROP_REASONS, EVENT_OUTCOMES, KINDS
+from service.lifecycle.validation_writer import WRITE_RESULTS
 from service.ops.metrics import Metrics
 from service.ops.process_stats import read_process_stats
 
@@ -48,6 +49,8 @@ class WorkerMetrics:
                 m.inference_log_dropped.labels(destination, reason)
         for outcome in EVENT_OUTCOMES:
             m.inference_log_sink_events.labels(outcome)
+        for result in WRITE_RESULTS:
+            m.validation_writes.labels(result)
         m.registry_up.set(0)
         m.process_start.set(started_at)
         self.process_stats()

@@ -3,17 +3,22 @@ stages emptied, aliases moved, several models and several workers."""
 
 from __future__ import annotations
 
+import threading
 import time
+from datetime import datetime
 
 import httpx
 import pytest
 
-from tests.integration.faulty_servers import Cable
+from service.cli.version import installed_version
+from service.lifecycle.validation_tags import AT_TAG, ERROR_TAG, GATEWAY_TAG, RESULT_TAG
+from tests.integration.faulty_servers import Cable, FlakyProxy
 from tests.integration.harness import (
     ALL_FEATURES,
     ROW,
     Gateway,
     Load,
+    Registry,
     metric_samples,
     split_payload,
     wait_until,
@@ -22,6 +27,7 @@ from tests.integration.harness import (
 pytestmark = pytest.mark.integration
 
 POLL = 0.5
+WRITES = "stageserve_validation_writes_total"
 
 
 def _answers(gateway: Gateway, version: str, **headers: str) -> bool:
@@ -97,67 +103,112 @@ mlflow.models.set_model(Picky())
 """
 
 
+def validation_tags(registry: Registry, model: str, version: str) -> dict[str, str]:
+    tags = registry.client.get_model_version(model, version).tags
+    return {key: value for key, value in tags.items() if key.startswith(RESULT_TAG)}
+
+
+def _validation_writes(gateway: Gateway, result: str) -> float:
+    return metric_samples(gateway.get("/metrics").text, WRITES)[(("result", result),)]
+
+
 def test_bad_versions_never_take_traffic(mlflow_server, registry, model_name, tmp_path) -> None:
+    """A version that cannot load or fails its smoke test never serves. With
+    --write-validation each smoke test's verdict is written on its version (once, whatever
+    the retries); a registry that refuses those writes (a proxy answering 503 to them)
+    changes nothing for serving: the failure is counted and logged once."""
     good = registry.register_ridge(model_name, ALL_FEATURES, alpha=1.0)
     registry.transition(model_name, good.version, "Production")
-    gateway = Gateway(tmp_path, mlflow_server.uri, [model_name], "--poll-interval", str(POLL))
-    gateway.start()
-    try:
-        with Load(gateway.url) as load:
-            # 1. An artifact that cannot load.
-            broken = registry.register_ridge(model_name, ALL_FEATURES, alpha=0.3)
-            (
-                registry.artifact_dir(mlflow_server, model_name, broken.version) / "MLmodel"
-            ).write_text("this: is: not: an MLmodel file\n")
-            registry.transition(model_name, broken.version, "Production")
+    refuse = threading.Event()
 
-            def failed_twice() -> bool:
-                state = gateway.target_state(model_name, "Production")
-                return state["status"] == "failed" and state["failed_attempts"] >= 2
+    def tag_write_refused(method: str, path: str) -> bool:
+        return refuse.is_set() and method == "POST" and path.endswith("/model-versions/set-tag")
 
-            assert wait_until(failed_twice, 30), gateway.log_tail()
-            failed = gateway.target_state(model_name, "Production")
-            assert failed["version"] == int(good.version)
-            assert failed["registry_version"] == int(broken.version)
-            assert "load" in failed["last_error"]
-            assert gateway.get("/ping").status_code == 200
+    with FlakyProxy(mlflow_server.uri, tag_write_refused) as proxy:
+        gateway = Gateway(
+            tmp_path, proxy.uri, [model_name], "--poll-interval", str(POLL), "--write-validation",
+            env={"STAGESERVE_MAX_BACKOFF": "1"},
+        )  # fmt: skip
+        gateway.start()
+        try:
+            with Load(gateway.url) as load:
+                # 0. The good version passed its smoke test, and its tags say so.
+                assert wait_until(
+                    lambda: validation_tags(registry, model_name, good.version).get(RESULT_TAG),
+                    30,
+                ), gateway.log_tail()
+                passed = validation_tags(registry, model_name, good.version)
+                assert set(passed) == {RESULT_TAG, AT_TAG, GATEWAY_TAG}
+                assert passed[RESULT_TAG] == "passed"
+                assert passed[GATEWAY_TAG] == installed_version("stageserve")
+                at = datetime.strptime(passed[AT_TAG], "%Y-%m-%dT%H:%M:%S%z")
+                assert abs(time.time() - at.timestamp()) < 120
 
-            # 2. A version that loads but fails its own input example.
-            raising = registry.register_from_code(model_name, RAISING_MODEL, tmp_path)
-            registry.transition(model_name, raising, "Production")
-            assert wait_until(
-                lambda: (
-                    gateway.target_state(model_name, "Production")["registry_version"]
-                    == int(raising)
-                    and gateway.target_state(model_name, "Production")["status"] == "failed"
-                ),
-                30,
-            ), gateway.log_tail()
-            smoke = gateway.target_state(model_name, "Production")
-            assert "smoke test" in smoke["last_error"]
-            assert "refuses every input" in smoke["last_error"]
-            assert smoke["version"] == int(good.version)
-            metrics = gateway.get("/metrics").text
+                # 1. An artifact that cannot load.
+                broken = registry.register_ridge(model_name, ALL_FEATURES, alpha=0.3)
+                (
+                    registry.artifact_dir(mlflow_server, model_name, broken.version) / "MLmodel"
+                ).write_text("this: is: not: an MLmodel file\n")
+                registry.transition(model_name, broken.version, "Production")
 
-            # 3. A good version after the bad ones is served.
-            fixed = registry.register_ridge(model_name, ALL_FEATURES, alpha=0.2)
-            registry.transition(model_name, fixed.version, "Production")
-            assert wait_until(lambda: _answers(gateway, fixed.version), 30), gateway.log_tail()
-        assert load.failures() == []
-        assert {v for _, v in load.results} == {good.version, fixed.version}
-        swaps = metric_samples(metrics, "stageserve_swaps_total")
-        assert (
-            swaps[(("model", model_name), ("result", "load_failed"), ("target", "Production"))] >= 2
-        )
-        smoke_key = (
-            ("model", model_name),
-            ("result", "smoke_test_failed"),
-            ("target", "Production"),
-        )
-        assert swaps[smoke_key] >= 1
-        assert gateway.target_state(model_name, "Production")["last_error"] is None
-    finally:
-        gateway.stop()
+                def failed_twice() -> bool:
+                    state = gateway.target_state(model_name, "Production")
+                    return state["status"] == "failed" and state["failed_attempts"] >= 2
+
+                assert wait_until(failed_twice, 30), gateway.log_tail()
+                failed = gateway.target_state(model_name, "Production")
+                assert failed["version"] == int(good.version)
+                assert failed["registry_version"] == int(broken.version)
+                assert "load" in failed["last_error"]
+                assert gateway.get("/ping").status_code == 200
+
+                # 2. A version that loads but fails its own input example (retried).
+                raising = registry.register_from_code(model_name, RAISING_MODEL, tmp_path)
+                registry.transition(model_name, raising, "Production")
+
+                def smoke_test_failed_thrice() -> bool:
+                    state = gateway.target_state(model_name, "Production")
+                    return (
+                        state["registry_version"] == int(raising) and state["failed_attempts"] >= 3
+                    )
+
+                assert wait_until(smoke_test_failed_thrice, 30), gateway.log_tail()
+                smoke = gateway.target_state(model_name, "Production")
+                assert "smoke test" in smoke["last_error"]
+                assert "refuses every input" in smoke["last_error"]
+                assert smoke["version"] == int(good.version)
+                metrics = gateway.get("/metrics").text
+                tagged_failed = validation_tags(registry, model_name, raising)
+
+                # 3. A good version after the bad ones is served, its tags refused.
+                refuse.set()
+                fixed = registry.register_ridge(model_name, ALL_FEATURES, alpha=0.2)
+                registry.transition(model_name, fixed.version, "Production")
+                assert wait_until(lambda: _answers(gateway, fixed.version), 30), gateway.log_tail()
+                assert wait_until(lambda: _validation_writes(gateway, "failed") == 1, 30)
+            assert load.failures() == []
+            assert {v for _, v in load.results} == {good.version, fixed.version}
+            swaps = metric_samples(metrics, "stageserve_swaps_total")
+            model, target = ("model", model_name), ("target", "Production")
+            assert swaps[(model, ("result", "load_failed"), target)] >= 2
+            assert swaps[(model, ("result", "smoke_test_failed"), target)] >= 1
+            assert gateway.target_state(model_name, "Production")["last_error"] is None
+            # The verdicts written back: a failed load is no smoke test, and a failing
+            # smoke test retried is written once (later attempts find it recorded).
+            assert tagged_failed[RESULT_TAG] == "failed"
+            assert "smoke test" in tagged_failed[ERROR_TAG]
+            assert "refuses every input" in tagged_failed[ERROR_TAG]
+            assert validation_tags(registry, model_name, broken.version) == {}
+            assert validation_tags(registry, model_name, fixed.version) == {}
+            writes = metric_samples(metrics, WRITES)
+            assert writes[(("result", "written"),)] == 2
+            assert writes[(("result", "skipped"),)] >= 2
+            assert any(status == 503 for _, _, status in proxy.seen)
+        finally:
+            gateway.stop()
+    log = gateway.log.read_text()
+    assert log.count("not written to the registry") == 1
+    assert "serving is not affected" in log
 
 
 def test_model_that_raises_on_a_request(mlflow_server, registry, model_name, tmp_path) -> None:
@@ -178,6 +229,9 @@ def test_model_that_raises_on_a_request(mlflow_server, registry, model_name, tmp
         labels = (("model", model_name), ("target", "Production"), ("version", version))
         assert requests[(*labels[:1], ("outcome", "model_error"), *labels[1:])] == 1
         assert requests[(*labels[:1], ("outcome", "success"), *labels[1:])] == 1
+        # Without --write-validation no verdict is written back.
+        assert validation_tags(registry, model_name, version) == {}
+        assert _validation_writes(gateway, "written") == 0
     finally:
         gateway.stop()
 
