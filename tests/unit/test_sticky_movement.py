@@ -70,5 +70,5 @@ def test_small_changes_over_four_targets() -> None:
         tv += total_variation(old, new)
         ranges += moved(contiguous(old), contiguous(new))
         race_moved += moved(rendezvous(old, race(4)), rendezvous(new / new.sum(), race(4)))
-    assert ranges / tv > 1.4  # measured 1.55
-    assert race_moved / tv < 1.35  # measured 1.27
+    assert ranges / tv > 1.4  # measured 1.51
+    assert race_moved / tv < 1.35  # measured 1.25
