@@ -44,6 +44,7 @@ class BanditConfig:
     resolution: int = 1000  # weights are whole multiples of 1/resolution (0.1 %)
     min_change: float = 0.01  # rewrite the policy only when a share moves this much
     prior_weight: float = 1.0  # continuous rewards: the pooled prior, in rewards
+    min_rewards: int = 0  # split evenly until every arm has this many rewards
     method: Method = "integral"
     draws: int = 10_000  # monte_carlo only
     seed: int = 0  # monte_carlo only: equal statistics, equal weights
@@ -59,6 +60,10 @@ class BanditConfig:
             raise BanditConfigError(f"bandit min_change must be in [0, 1], not {self.min_change!r}")
         if not (isinstance(self.prior_weight, int | float) and self.prior_weight > 0.0):
             raise BanditConfigError(f"bandit prior_weight must be > 0, not {self.prior_weight!r}")
+        if not (isinstance(self.min_rewards, int) and self.min_rewards >= 0):
+            raise BanditConfigError(
+                f"bandit min_rewards must be a whole number >= 0, not {self.min_rewards!r}"
+            )
         if self.method not in ("integral", "monte_carlo"):
             raise BanditConfigError(
                 f"bandit method must be 'integral' or 'monte_carlo', not {self.method!r}"
@@ -112,8 +117,10 @@ def thompson_weights(rewards: Mapping[K, RewardSummary], config: BanditConfig) -
 
 
 def best_probabilities(arms: Sequence[RewardSummary], config: BanditConfig) -> list[float]:
-    """P(arm i is best) for each arm, summing to 1; equal when nothing tells arms apart."""
-    dists = posteriors(arms, config.prior_weight)
+    """P(arm i is best) for each arm, summing to 1; equal when nothing tells arms apart
+    or an arm has fewer than ``min_rewards`` rewards (a warm-up against early flukes)."""
+    warming_up = any(arm.count < config.min_rewards for arm in arms)
+    dists = None if warming_up else posteriors(arms, config.prior_weight)
     if dists is None or len(dists) == 1:
         return [1.0 / len(arms)] * len(arms)
     if config.method == "monte_carlo":

@@ -174,6 +174,14 @@ def test_one_non_binary_reward_makes_every_arm_normal() -> None:
     assert beta == [BetaPosterior(4.0, 5.0), BetaPosterior(1.0, 1.0)]
 
 
+def test_an_even_split_until_every_arm_has_min_rewards() -> None:
+    config = BanditConfig(min_rewards=20)
+    early = {"A": binary(2, 17), "B": binary(19, 1)}  # A has 19 rewards: still warming up
+    assert thompson_weights(early, config).units == {"A": 500, "B": 500}
+    warm = {"A": binary(2, 18), "B": binary(19, 1)}
+    assert thompson_weights(warm, config).units == {"A": 50, "B": 950}
+
+
 def test_a_single_arm_gets_everything() -> None:
     w = thompson_weights({"only": binary(1, 9)}, CONFIG)
     assert w.units == {"only": 1000} and w.percents() == {"only": 100.0}
@@ -219,6 +227,7 @@ def test_an_infeasible_floor_is_refused_with_the_limit() -> None:
         ("resolution", 10.5, r"resolution must be"),
         ("min_change", 2, r"min_change must be in \[0, 1\], not 2"),
         ("prior_weight", 0.0, r"prior_weight must be > 0"),
+        ("min_rewards", -1, r"min_rewards must be a whole number >= 0, not -1"),
         ("method", "exact", r"method must be 'integral' or 'monte_carlo', not 'exact'"),
         ("draws", 0, r"draws must be a whole number >= 1"),
     ],
