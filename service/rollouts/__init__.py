@@ -1,7 +1,8 @@
-"""Rollouts: acting on an experiment's results — a candidate version taken step by step
-from a few percent of the traffic to all of it, gated at every step on its figures
-against the control's, then promoted in the registry, or rolled back at the first
-failed gate.
+"""Rollouts and bandits: acting on an experiment's results — a candidate version taken
+step by step from a few percent of the traffic to all of it, gated at every step on its
+figures against the control's, then promoted in the registry, or rolled back at the
+first failed gate; or traffic weighted by Thompson sampling toward the arm most likely
+best.
 
 Rules: the plan and its progress live in the registry (one registered-model tag), so
 they survive restarts and every replica and controller reads the same; what decides
