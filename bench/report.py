@@ -380,16 +380,18 @@ def _overhead_checks(overhead: dict[str, Any]) -> list[str]:
 
 
 def _busy_warning(overhead: dict[str, Any]) -> list[str]:
-    """A run on a machine busier than its cores measured the machine as much as the log."""
+    """A run that started on a machine busier than its cores measured the machine as much
+    as the log. Only the load before the run says so: the one after is the bench's own."""
     cores = overhead["machine"].get("cores") or 1
-    loads = [load[0] for load in overhead.get("load_average", []) if load]
-    if not loads or max(loads) <= cores:
+    before = (overhead.get("load_average") or [None])[0]
+    if not before or before[0] <= cores:
         return []
     return [
         "",
-        f"> **Measured on a busy, shared machine** (1-minute load average up to "
-        f"{max(loads):g} on {cores} cores): the runs' req/s vary with the other work more "
-        "than with the log; worker CPU per request is the steadier sign of the log's cost. "
+        f"> **Measured on a busy, shared machine** (1-minute load average "
+        f"{before[0]:g} on {cores} cores before the run): the runs' req/s vary with the "
+        "other work more than with the log; worker CPU per request is the steadier sign "
+        "of the log's cost. "
         "Re-run on a quiet machine with the command above for figures to quote.",
     ]
 

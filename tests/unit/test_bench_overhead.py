@@ -193,8 +193,14 @@ def test_the_report_shows_each_run_in_order_the_ratio_and_the_checks() -> None:
 
 def test_the_report_warns_when_the_machine_was_busier_than_its_cores() -> None:
     overhead = overhead_result()
-    overhead["load_average"] = [[1.5, 1.0, 1.0], [4.5, 2.0, 1.0]]
-    assert "load average up to 4.5 on 2 cores" in rendered(overhead)
+    overhead["load_average"] = [[4.5, 2.0, 1.0], [1.5, 1.0, 1.0]]
+    assert "load average 4.5 on 2 cores before the run" in rendered(overhead)
+
+
+def test_the_bench_s_own_load_after_the_run_is_no_warning() -> None:
+    overhead = overhead_result()
+    overhead["load_average"] = [[0.9, 1.0, 1.0], [3.4, 2.0, 1.0]]
+    assert "busy, shared machine" not in rendered(overhead)
 
 
 def test_overhead_only_runs_nothing_else_and_no_overhead_skips_it() -> None:
