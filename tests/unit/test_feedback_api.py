@@ -88,6 +88,7 @@ def test_a_truth_after_the_reward_is_new_and_handed_on_alone() -> None:
         (RequestIdSigner(b"z" * 32).issue("m", "Staging", 2, 0), "forged", "not issued"),
         (issue(model="other"), "wrong_model", "post it to that model"),
     ],
+    ids=["unsigned", "forged", "wrong_model"],  # stable: the ids hold a random nonce
 )
 def test_a_refused_item_is_a_400_and_counted(request_id: str, reason: str, words: str) -> None:
     served = Served(["m"])
