@@ -113,9 +113,7 @@ def decode_bandit(text: str) -> BanditPlan:
         raise BanditTagError(f"{BANDIT_TAG}: not valid JSON ({exc})") from None
     try:
         raw = f.fields(BANDIT_TAG, obj, _REQUIRED, _KEYS)
-        arms = tuple(
-            f.text(f"arms[{i}]", a) for i, a in enumerate(f.array("arms", raw["arms"], MAX_TARGETS))
-        )
+        arms = tuple(f.array("arms", raw["arms"], MAX_TARGETS))  # items: _canonical_arms
         settings: dict[str, Any] = {
             "floor": f.number("floor", raw.get("floor", DEFAULT_FLOOR)),
             "interval_s": f.number("interval_s", raw.get("interval_s", DEFAULT_INTERVAL_S)),
