@@ -22,13 +22,15 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from registry_watcher.targets import InvalidTarget, parse_target
 from registry_watcher.traffic_policy import MAX_TARGETS
 from service.rollouts import tag_fields as f
 from service.rollouts.tag_fields import RolloutError
-from service.rollouts.thompson import BanditConfig, BanditConfigError
+
+if TYPE_CHECKING:  # numpy and scipy load at the first weighing, not with the CLI's parser
+    from service.rollouts.thompson import BanditConfig
 
 BANDIT_TAG = "stageserve.bandit"
 DEFAULT_FLOOR = 0.05
@@ -70,6 +72,8 @@ class BanditPlan:
             raise BanditTagError(f"id: must be 1 to {_ID_CHARS} characters, got {f.shown(self.id)}")
         if not isinstance(self.sticky, bool):
             raise BanditTagError(f"sticky: must be true or false, got {f.shown(self.sticky)}")
+        from service.rollouts.thompson import BanditConfigError
+
         try:
             self.weighting().check_arms(len(self.arms))
         except BanditConfigError as exc:
@@ -77,6 +81,8 @@ class BanditPlan:
 
     def weighting(self) -> BanditConfig:
         """How thompson.py computes this bandit's weights."""
+        from service.rollouts.thompson import BanditConfig
+
         return BanditConfig(
             floor=self.floor, min_change=self.min_change, min_rewards=self.min_rewards
         )
