@@ -19,14 +19,7 @@ def parse(*argv: str):
 def test_start_defaults_are_the_tags() -> None:
     args = parse("start", "m", "production", "@challenger", "--registry-uri", "http://r")
     plan = bandit_from_flags(args, 1000.0)
-    assert plan.arms == ("Production", "@challenger")
-    assert (plan.floor, plan.interval_s, plan.min_rewards, plan.min_change, plan.sticky) == (
-        0.05,
-        30.0,
-        100,
-        0.01,
-        True,
-    )
+    assert plan == BanditPlan(arms=("Production", "@challenger"), started_at=1000.0, id=plan.id)
     assert args.registry_uri == "http://r"
 
 
