@@ -1,7 +1,8 @@
 """The ``stageserve`` command: ``serve`` runs the gateway, ``demo`` runs it on a local
 registry seeded with a demo model, ``traffic`` reads and writes traffic policies,
 ``webhooks`` registers the MLflow webhook, ``status`` shows what a running gateway
-serves, ``experiment`` shows a model's A/B results. This module parses and dispatches only."""
+serves, ``experiment`` shows a model's A/B results, ``bandit`` starts, shows and stops a
+model's Thompson-sampling bandit. This module parses and dispatches only."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from service.cli.bandit_command import run_bandit
 from service.cli.common import registry_uri, say
 from service.cli.demo_command import run_demo
 from service.cli.experiment_command import run_experiment
@@ -39,6 +41,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     log_redaction.protect(os.environ)  # MLflow's own log lines quote registry URLs
     if args.command == "traffic":
         return run_traffic(args, registry_uri(args.registry_uri))
+    if args.command == "bandit":
+        return run_bandit(args, registry_uri(args.registry_uri))
     if args.command == "webhooks":
         try:
             signing = secret(os.environ, "STAGESERVE_WEBHOOK_SECRET")
