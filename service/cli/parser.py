@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from service.cli.controller_command import add_controller_parser
 from service.cli.demo_command import add_demo_parser
 from service.cli.experiment_command import add_experiment_parser
 from service.cli.serve_options import add_serve_options
@@ -28,4 +29,5 @@ def build_parser() -> argparse.ArgumentParser:
     add_webhooks_parser(sub)
     add_status_parser(sub)
     add_experiment_parser(sub)
+    add_controller_parser(sub)
     return parser

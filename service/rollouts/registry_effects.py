@@ -88,6 +88,17 @@ class MlflowRolloutRegistry(RegistryModelTags):
     def set_alias(self, model: str, alias: str, version: int) -> None:
         self.client.set_registered_model_alias(model, alias, str(version))
 
+    def models_tagged(self, keys: tuple[str, ...]) -> list[str]:
+        """The registered models carrying any of the tags ``keys`` (every page)."""
+        found: list[str] = []
+        token: str | None = None
+        while True:
+            page = self.client.search_registered_models(max_results=1000, page_token=token)
+            found += [m.name for m in page if any(key in (m.tags or {}) for key in keys)]
+            token = page.token
+            if not token:
+                return found
+
 
 class RegistryEffects:
     """Applies a stored rollout's effects, writing only what differs."""
