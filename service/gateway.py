@@ -206,6 +206,7 @@ class Gateway:
                 settings.controller_interval_s,
                 self.experiments,
                 self.pool.models,
+                self.watcher.refresh_now,
             )
             if settings.controller == "embedded"
             else None

@@ -84,6 +84,7 @@ class Controller:
         name: str | None = None,
         bandit: BanditActor | None = None,
         metrics: RolloutMetrics | None = None,
+        after_write: Callable[[], None] = lambda: None,
     ) -> None:
         self.registry = registry
         self.results = results
@@ -95,7 +96,7 @@ class Controller:
             registry, holder or new_holder_id(), DEFAULT_LEASE_TICKS * interval_s
         )
         self.store = RolloutStore(registry)
-        self.effects = RegistryEffects(registry)
+        self.effects = RegistryEffects(registry, after_write)
         self.bandit = bandit
         self.metrics = metrics
         self._applied: dict[str, tuple[str, int]] = {}  # model -> (plan, revision) applied

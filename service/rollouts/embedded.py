@@ -91,8 +91,10 @@ def embedded_controller(
     interval_s: float,
     experiments: GatewayExperiments,
     models: Callable[[], Iterable[str]],
+    after_write: Callable[[], None] = lambda: None,
 ) -> EmbeddedController | None:
-    """The gateway's embedded controller; None without a runtime folder to elect in."""
+    """The gateway's embedded controller; None without a runtime folder to elect in.
+    ``after_write``: called after each policy write or promotion (read the registry now)."""
     if runtime_dir is None:
         log.warning("no runtime folder: the embedded rollout controller does not run")
         return None
@@ -102,6 +104,7 @@ def embedded_controller(
         models,
         interval_s=interval_s,
         metrics=get_rollout_metrics(),
+        after_write=after_write,
     )
     lock = ControllerLock(os.path.join(runtime_dir, LOCK_FILE))
     return EmbeddedController(controller, lock, interval_s)

@@ -29,7 +29,8 @@ on (an operator may change it after the rollout).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -81,9 +82,11 @@ class MlflowRolloutRegistry(RegistryModelTags):
         self.client.set_model_version_tag(model, str(version), key, value)
 
     def transition(self, model: str, version: int, stage: str) -> None:
-        self.client.transition_model_version_stage(
-            model, str(version), stage, archive_existing_versions=True
-        )
+        with warnings.catch_warnings():  # stages are deprecated in MLflow, still supported
+            warnings.simplefilter("ignore", FutureWarning)
+            self.client.transition_model_version_stage(
+                model, str(version), stage, archive_existing_versions=True
+            )
 
     def set_alias(self, model: str, alias: str, version: int) -> None:
         self.client.set_registered_model_alias(model, alias, str(version))
@@ -103,8 +106,13 @@ class MlflowRolloutRegistry(RegistryModelTags):
 class RegistryEffects:
     """Applies a stored rollout's effects, writing only what differs."""
 
-    def __init__(self, registry: RolloutRegistry) -> None:
+    def __init__(
+        self, registry: RolloutRegistry, after_write: Callable[[], None] = lambda: None
+    ) -> None:
         self.registry = registry
+        # Called after a policy write or a promotion: the embedded controller's gateway
+        # reads the registry back at once instead of at its next poll.
+        self.after_write = after_write
 
     def settled(self, rollout: Rollout) -> bool:
         """Whether the candidate version carries this state's decision tags (written
@@ -125,6 +133,8 @@ class RegistryEffects:
         policy_text = self.apply_policy(rollout, policy_text)
         if promote and plan.promotion.kind == "stage":
             self._promote(plan)
+        if promote:
+            self.after_write()
         self._decision_tags(rollout)
         return policy_text
 
@@ -134,6 +144,7 @@ class RegistryEffects:
         if policy_text != want:
             self.registry.set_model_tag(rollout.plan.model, POLICY_TAG, want)
             log.info("%s: traffic policy %s", rollout.plan.model, want)
+            self.after_write()
         return want
 
     def _promote(self, plan: RolloutPlan) -> None:
