@@ -268,6 +268,17 @@ SETTINGS: tuple[Setting, ...] = (
         "2",
         "Seconds the HTTP sink has to answer one event before it is counted as failed.",
     ),
+    Setting(
+        "STAGESERVE_CONTROLLER",
+        "embedded",
+        "Where rollouts are decided: embedded (one worker of this gateway runs the rollout "
+        "controller, from its own metrics) or off (a fleet: run stageserve controller instead).",
+    ),
+    Setting(
+        "STAGESERVE_CONTROLLER_INTERVAL",
+        "5",
+        "Seconds between the rollout controller's ticks (embedded or stageserve controller).",
+    ),
 )
 
 
@@ -318,6 +329,7 @@ def _bool(env: Mapping[str, str], name: str) -> bool:
 
 
 ON_EMPTY_CHOICES = ("keep", "unload")
+CONTROLLER_CHOICES = ("embedded", "off")
 LEVEL_CHOICES = tuple(level.lower() for level in LOG_LEVELS)
 
 
@@ -491,6 +503,8 @@ class Settings:
     inference_log_sink_queue: int = 1000
     inference_log_sink_timeout_s: float = 2.0
     write_validation: bool = False
+    controller: str = "embedded"
+    controller_interval_s: float = 5.0
 
     @property
     def required_target(self) -> Target:
@@ -557,4 +571,6 @@ class Settings:
             inference_log_url=http_url(env, "STAGESERVE_INFERENCE_LOG_URL"),
             inference_log_sink_queue=_int(env, "STAGESERVE_INFERENCE_LOG_SINK_QUEUE", 1),
             inference_log_sink_timeout_s=_float(env, "STAGESERVE_INFERENCE_LOG_SINK_TIMEOUT", 0.01),
+            controller=_choice(env, "STAGESERVE_CONTROLLER", CONTROLLER_CHOICES),
+            controller_interval_s=_float(env, "STAGESERVE_CONTROLLER_INTERVAL", 0.1),
         )

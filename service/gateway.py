@@ -58,6 +58,7 @@ from service.ops.replay_store import replay_store
 from service.ops.state_view import StateView
 from service.ops.worker_metrics import WorkerMetrics
 from service.request_path import RequestPath, ShadowLeg
+from service.rollouts.embedded import embedded_controller
 from service.traffic.control import TrafficControl
 from service.traffic.policy_book import PolicyBook
 from service.traffic.shadow import ShadowMirror, Tolerance
@@ -196,6 +197,20 @@ class Gateway:
             lambda model, control, at: metrics.policy_changed.labels(model, control).set(at),
         )
         self.experiment_api = ExperimentApi(self.experiments, self.pool.models)
+        # Rollouts decided in one worker (service/rollouts/embedded.py), unless off.
+        self.controller = (
+            embedded_controller(
+                settings.runtime_dir,
+                settings.registry_uri,
+                registry_timeout_s,
+                settings.controller_interval_s,
+                self.experiments,
+                self.pool.models,
+                self.watcher.refresh_now,
+            )
+            if settings.controller == "embedded"
+            else None
+        )
         self.feedback = FeedbackApi(
             self.feedback_intake,
             self.pool.models,
@@ -226,9 +241,13 @@ class Gateway:
             self.validation.start()
         self.pool.start()
         self.watcher.start()
+        if self.controller is not None:
+            self.controller.start()
 
     def stop(self) -> None:
         self.readiness.withdraw()
+        if self.controller is not None:
+            self.controller.stop()
         if self.inference_log is not None:
             self.inference_log.stop()  # every accepted row written, files completed (bounded)
         self.watcher.stop()

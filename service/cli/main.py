@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from service.cli.bandit_command import run_bandit
 from service.cli.common import registry_uri, say
+from service.cli.controller_command import run_controller
 from service.cli.demo_command import run_demo
 from service.cli.experiment_command import run_experiment
 from service.cli.parser import build_parser
@@ -43,6 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_traffic(args, registry_uri(args.registry_uri))
     if args.command == "bandit":
         return run_bandit(args, registry_uri(args.registry_uri))
+    if args.command == "controller":
+        log_setup.configure(log_setup.LogOptions.lenient(dict(os.environ)))
+        return run_controller(args, registry_uri(args.registry_uri))
     if args.command == "webhooks":
         try:
             signing = secret(os.environ, "STAGESERVE_WEBHOOK_SECRET")

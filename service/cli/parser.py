@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from service.cli.bandit_command import add_bandit_parser
+from service.cli.controller_command import add_controller_parser
 from service.cli.demo_command import add_demo_parser
 from service.cli.experiment_command import add_experiment_parser
 from service.cli.serve_options import add_serve_options
@@ -30,4 +31,5 @@ def build_parser() -> argparse.ArgumentParser:
     add_status_parser(sub)
     add_experiment_parser(sub)
     add_bandit_parser(sub)
+    add_controller_parser(sub)
     return parser

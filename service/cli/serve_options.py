@@ -16,7 +16,7 @@ from service.cli.flags import (
     target_text,
     worker_number,
 )
-from service.config import ON_EMPTY_CHOICES
+from service.config import CONTROLLER_CHOICES, ON_EMPTY_CHOICES
 from service.logs.log_format import LOG_FORMATS
 
 
@@ -98,6 +98,13 @@ def add_serve_options(parser: argparse.ArgumentParser, demo: bool = False) -> No
         "deleted or renamed, stage or alias emptied): keep serving the version it has, "
         "flagged stale (default), or unload it",
     )
+    parser.add_argument(
+        "--controller",
+        choices=CONTROLLER_CHOICES,
+        default=None,
+        help="embedded (default): one worker runs the rollout controller; off: a fleet "
+        "runs `stageserve controller` instead",
+    )
 
 
 # Secrets as files (never on the command line, where ``ps`` shows them): each flag sets
@@ -166,6 +173,8 @@ def serve_env(args: argparse.Namespace, base: dict[str, str]) -> dict[str, str]:
         env["STAGESERVE_ACCESS_LOG"] = "true"
     if getattr(args, "on_empty", None):
         env["STAGESERVE_ON_EMPTY"] = args.on_empty
+    if getattr(args, "controller", None):
+        env["STAGESERVE_CONTROLLER"] = args.controller
     for flag, env_var, _ in SECRET_FILE_FLAGS:
         if getattr(args, _dest(flag), None):
             env[env_var] = getattr(args, _dest(flag))

@@ -82,6 +82,12 @@ class GatewayExperiments:
 
     def result(self, model: str) -> dict[str, Any]:
         """The model's experiment since the policy in force was applied, as JSON."""
+        policy, result, since = self.current(model)
+        return experiment_json(result, since, policy)
+
+    def current(self, model: str) -> tuple[TrafficPolicy, ExperimentResult, str]:
+        """The policy in force, the results since it was applied, and where the window
+        starts (POLICY_CHANGE, or GATEWAY_START without a baseline)."""
         policy = self._policy_of(model)
         end = self._read(model)
         end_time = self._clock()
@@ -99,4 +105,4 @@ class GatewayExperiments:
             end_time=end_time,
             order=policy_targets(policy),
         )
-        return experiment_json(experiment_result(window), since, policy)
+        return policy, experiment_result(window), since

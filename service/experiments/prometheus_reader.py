@@ -23,7 +23,7 @@ from service.experiments.promql import (
     vector_samples,
     window_queries,
 )
-from service.experiments.results import experiment_result
+from service.experiments.results import ExperimentResult, experiment_result
 from service.experiments.window import Sample, build_window
 from service.experiments.window_starts import GIVEN, POLICY_CHANGE
 
@@ -72,6 +72,12 @@ class PrometheusReader:
     def experiment(self, model: str, since: float | None, now: float) -> dict[str, Any]:
         """The fleet's results for ``model`` from ``since`` (default: the policy's last
         change) to ``now``, as the gateway's endpoint answers them."""
+        answer = self.result(model, since, now).to_json()
+        answer["window"]["since"] = POLICY_CHANGE if since is None else GIVEN
+        return answer
+
+    def result(self, model: str, since: float | None, now: float) -> ExperimentResult:
+        """``experiment``'s results; ``.start`` is where the window starts."""
         change = policy_change(self.samples(policy_change_query(model), model, now))
         if change is None:
             raise FleetUnreadable(
@@ -95,6 +101,4 @@ class PrometheusReader:
         window = build_window(
             model, control, samples, start_time=start, end_time=now, order=(control,)
         )
-        answer = experiment_result(window).to_json()
-        answer["window"]["since"] = POLICY_CHANGE if since is None else GIVEN
-        return answer
+        return experiment_result(window)

@@ -304,3 +304,68 @@ def get_metrics() -> Metrics:
             if _metrics is None:
                 _metrics = _create()
     return _metrics
+
+
+@dataclass(frozen=True)
+class RolloutMetrics:
+    """The controller's metrics (service/rollouts/controller.py): exported by the worker
+    running the embedded controller, or by ``stageserve controller`` on its own port.
+    Created apart from ``Metrics`` so that the standalone controller exports only these."""
+
+    rollout_step: Gauge
+    rollout_phase: Gauge
+    rollout_gate_value: Gauge
+    rollout_decisions: Counter
+    controller_ticks: Counter
+
+
+_rollout_metrics: RolloutMetrics | None = None
+
+
+def _create_rollout_metrics() -> RolloutMetrics:
+    from prometheus_client import Counter, Gauge
+
+    return RolloutMetrics(
+        rollout_step=Gauge(
+            "stageserve_rollout_step",
+            "The rollout's current step, 1-based (0 in the shadow phase, -1 without a "
+            "rollout); a finished rollout shows the step it ended at.",
+            ["model"],
+            multiprocess_mode="livemax",
+        ),
+        rollout_phase=Gauge(
+            "stageserve_rollout_phase",
+            "1 for the rollout's current phase (shadow, step, awaiting_approval, promoted, "
+            "rolled_back, aborted), 0 for the others.",
+            ["model", "phase"],
+            multiprocess_mode="livemax",
+        ),
+        rollout_gate_value=Gauge(
+            "stageserve_rollout_gate_value",
+            "The figures the gates judged at the last tick, by gate: error_rate_increase, "
+            "p99_ratio, reward_difference, shadow_agreement.",
+            ["model", "gate"],
+            multiprocess_mode="livemax",
+        ),
+        rollout_decisions=Counter(
+            "stageserve_rollout_decisions_total",
+            "Rollout decisions seen in the registry, by move: start, advance, promote, "
+            "roll_back, await_approval, finish_shadow, abort, approve.",
+            ["model", "move"],
+        ),
+        controller_ticks=Counter(
+            "stageserve_controller_ticks_total",
+            "Controller ticks per model with a rollout or bandit, by result: ok, error "
+            "(registry or plan unreadable), not_leader (another controller holds the lease).",
+            ["result"],
+        ),
+    )
+
+
+def get_rollout_metrics() -> RolloutMetrics:
+    global _rollout_metrics
+    if _rollout_metrics is None:
+        with _lock:
+            if _rollout_metrics is None:
+                _rollout_metrics = _create_rollout_metrics()
+    return _rollout_metrics
