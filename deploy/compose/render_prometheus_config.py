@@ -6,12 +6,14 @@ It changes exactly two things and keeps everything else:
 
 * the static targets of the job ``stageserve`` become the compose replicas
   (``--targets stageserve-1:3000,stageserve-2:3000``), each scraped on its own, as the
-  alert rules need;
+  alert rules need, and those of any other job named with ``--job-targets`` become the
+  ones given (``--job-targets stageserve-controller=controller:9310``);
 * relative ``rule_files`` are resolved against ``--rules-dir``, where compose mounts
   deploy/prometheus/alerts.yml, because the rendered file lives elsewhere.
 
     python render_prometheus_config.py --source prometheus.yml --output out.yml \\
-        --targets stageserve-1:3000,stageserve-2:3000 --rules-dir /etc/prometheus
+        --targets stageserve-1:3000,stageserve-2:3000 --rules-dir /etc/prometheus \
+        --job-targets stageserve-controller=controller:9310
 
 Needs only PyYAML (the stageserve image has it).
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import posixpath
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 import yaml
@@ -32,12 +35,28 @@ HEADER = (
 
 
 def render_config(
-    source: dict[str, Any], targets: list[str], rules_dir: str, job: str = "stageserve"
+    source: dict[str, Any],
+    targets: list[str],
+    rules_dir: str,
+    job: str = "stageserve",
+    other_jobs: Mapping[str, list[str]] | None = None,
 ) -> dict[str, Any]:
-    """The source configuration with ``job``'s static targets replaced by ``targets``."""
-    if not targets:
-        raise ValueError("no scrape targets given")
+    """The source configuration with ``job``'s static targets replaced by ``targets``,
+    and those of each job of ``other_jobs`` by its own."""
     config = yaml.safe_load(yaml.safe_dump(source))  # a deep copy
+    for name, job_targets in {job: targets, **(other_jobs or {})}.items():
+        retarget(config, name, job_targets)
+    config["rule_files"] = [
+        path if posixpath.isabs(path) else posixpath.join(rules_dir, path)
+        for path in config.get("rule_files") or []
+    ]
+    return config
+
+
+def retarget(config: dict[str, Any], job: str, targets: list[str]) -> None:
+    """Replace, in place, the static targets of the one scrape config named ``job``."""
+    if not targets:
+        raise ValueError(f"no scrape targets given for {job!r}")
     jobs = [c for c in config.get("scrape_configs") or [] if c.get("job_name") == job]
     if len(jobs) != 1:
         raise ValueError(f"expected one scrape config with job_name {job!r}, found {len(jobs)}")
@@ -50,11 +69,21 @@ def render_config(
     if labels:
         static_config["labels"] = labels
     scrape["static_configs"] = [static_config]
-    config["rule_files"] = [
-        path if posixpath.isabs(path) else posixpath.join(rules_dir, path)
-        for path in config.get("rule_files") or []
-    ]
-    return config
+
+
+def parse_targets(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def parse_job_targets(items: list[str]) -> dict[str, list[str]]:
+    """``--job-targets JOB=host:port[,host:port]`` options, each naming one job."""
+    jobs: dict[str, list[str]] = {}
+    for item in items:
+        name, sep, targets = item.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"--job-targets {item!r}: expected JOB=host:port[,host:port]")
+        jobs[name.strip()] = parse_targets(targets)
+    return jobs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,19 +93,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--targets", required=True, help="comma-separated host:port list")
     parser.add_argument("--rules-dir", required=True, help="where the rule files are mounted")
     parser.add_argument("--job", default="stageserve", help="the job to retarget (stageserve)")
+    parser.add_argument(
+        "--job-targets",
+        action="append",
+        default=[],
+        metavar="JOB=TARGETS",
+        help="another job to retarget, with its comma-separated host:port list (repeatable)",
+    )
     args = parser.parse_args(argv)
-    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    targets = parse_targets(args.targets)
     try:
+        other_jobs = parse_job_targets(args.job_targets)
         with open(args.source, encoding="utf-8") as handle:
             source = yaml.safe_load(handle)
-        config = render_config(source, targets, args.rules_dir, args.job)
+        config = render_config(source, targets, args.rules_dir, args.job, other_jobs)
     except (OSError, ValueError, yaml.YAMLError) as exc:
         print(f"render_prometheus_config: {exc}", file=sys.stderr)
         return 2
     with open(args.output, "w", encoding="utf-8") as handle:
         handle.write(HEADER)
         yaml.safe_dump(config, handle, sort_keys=False, default_flow_style=False)
-    print(f"render_prometheus_config: {args.job} -> {', '.join(targets)}", flush=True)
+    for name, job_targets in {args.job: targets, **other_jobs}.items():
+        print(f"render_prometheus_config: {name} -> {', '.join(job_targets)}", flush=True)
     return 0
 
 

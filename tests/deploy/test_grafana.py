@@ -34,6 +34,11 @@ NAME = r"stageserve_[a-z0-9_]+"
 SUFFIXES = ("_bucket", "_sum", "_count")
 DATASOURCE_VAR = {"${datasource}", "$datasource"}
 PROMETHEUS_LABELS = {"instance", "job"}  # added by Prometheus at scrape time
+# The rollout and bandit controller's metrics: exported by the gateway worker that runs
+# the controller embedded, or by `stageserve controller` on its own port, and only once
+# a rollout or a bandit runs. A live gateway without one does not have them: the live
+# test checks them against service/ops/metrics.py's definitions instead.
+CONTROLLER_PREFIXES = ("stageserve_rollout_", "stageserve_bandit_", "stageserve_controller_")
 
 
 # --- what the service defines --------------------------------------------------------
@@ -170,8 +175,19 @@ def test_dashboard_shows_what_on_call_needs() -> None:
         "stageserve_feedback_total",
         "stageserve_feedback_refused_total",
         "stageserve_inference_log_dropped_total",
+        # Rollouts and bandits: step and phase per model, the gates, decisions, weights.
+        "stageserve_rollout_step",
+        "stageserve_rollout_phase",
+        'gate="error_rate_increase"',
+        'gate="p99_ratio"',
+        'gate="reward_difference"',
+        "sum by (model, move) (increase(stageserve_rollout_decisions_total",
+        "max by (model, target) (stageserve_bandit_weight",
+        "stageserve_controller_ticks_total",
     ):
         assert needed in text, needed
+    rows = [p["title"] for p in dashboard()["panels"] if p["type"] == "row"]
+    assert "Rollouts and bandits" in rows
     assert any(re.search(r"by \(model, target, version\)", e) for e in exprs)
 
 
@@ -250,6 +266,49 @@ def live_series(text: str) -> dict[str, set[str]]:
         for sample in fam.samples:
             out.setdefault(sample.name, set()).update(sample.labels)
     return out
+
+
+def catalogued_controller_series(referenced: set[str]) -> dict[str, set[str]]:
+    """The controller's metrics the dashboard queries, with the labels service/ops/
+    metrics.py gives them: what the live check uses in place of a gateway's /metrics."""
+    defined = defined_metrics()
+    names = {n for n in referenced if n.startswith(CONTROLLER_PREFIXES)}
+    unknown = sorted(n for n in names if family(n) not in defined)
+    assert not unknown, f"controller metrics the dashboard queries, not defined: {unknown}"
+    return {n: set(defined[family(n)]["labels"]) for n in names}
+
+
+def test_rollout_panels_query_the_controllers_metrics_with_their_labels() -> None:
+    """Without a live controller: every rollout and bandit metric the dashboard queries
+    is defined, and is filtered, grouped and named only by labels it has."""
+    exprs = queries(dashboard())
+    series = catalogued_controller_series(referenced_names(exprs))
+    assert {
+        "stageserve_rollout_step",
+        "stageserve_rollout_phase",
+        "stageserve_rollout_gate_value",
+        "stageserve_rollout_decisions_total",
+        "stageserve_bandit_weight",
+        "stageserve_controller_ticks_total",
+    } <= set(series)
+    for expr in exprs:
+        names = set(re.findall(rf"\b{NAME}\b", expr))
+        if not names or not names <= set(series):
+            continue  # gateway metrics: the live test checks those
+        labels = set().union(*(series[n] for n in names)) | PROMETHEUS_LABELS
+        for name, matchers in re.findall(rf"\b({NAME})\{{([^}}]*)\}}", expr):
+            for label in re.findall(r"(\w+)\s*(?:=~|!~|!=|=)", matchers):
+                assert label in series[name], (name, label)
+        for group in re.findall(r"\bby \(([^)]*)\)", expr):
+            for label in filter(None, (g.strip() for g in group.split(","))):
+                assert label in labels, (expr, label)
+    for panel in all_panels(dashboard()["panels"]):
+        for target in panel.get("targets", []):
+            names = set(re.findall(rf"\b{NAME}\b", target["expr"]))
+            if names and names <= set(series):
+                labels = set().union(*(series[n] for n in names)) | PROMETHEUS_LABELS
+                for label in re.findall(r"\{\{\s*(\w+)\s*\}\}", target["legendFormat"]):
+                    assert label in labels, (panel["title"], label)
 
 
 @pytest.mark.integration
@@ -354,6 +413,7 @@ def test_dashboard_queries_only_metrics_a_live_gateway_exports(
     exprs = queries(dashboard())
     referenced = referenced_names(exprs)
     assert referenced, "the dashboard queries no stageserve metric"
+    live.update(catalogued_controller_series(referenced))
     missing = sorted(name for name in referenced if name not in live)
     assert not missing, f"queried by the dashboard, not exported: {missing}"
 

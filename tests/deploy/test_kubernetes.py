@@ -29,10 +29,15 @@ RESOURCES = [
     "pdb.yaml",
     "servicemonitor.yaml",
     "prometheusrule.yaml",
+    "controller-deployment.yaml",
+    "controller-service.yaml",
+    "controller-servicemonitor.yaml",
 ]
 CORE = {
     "deployment.yaml": ("apps/v1", "Deployment"),
     "service.yaml": ("v1", "Service"),
+    "controller-deployment.yaml": ("apps/v1", "Deployment"),
+    "controller-service.yaml": ("v1", "Service"),
     "hpa.yaml": ("autoscaling/v2", "HorizontalPodAutoscaler"),
     "pdb.yaml": ("policy/v1", "PodDisruptionBudget"),
     "secret.example.yaml": ("v1", "Secret"),
@@ -49,21 +54,21 @@ def kustomization() -> dict[str, Any]:
     return load_one("kustomization.yaml")
 
 
-def deployment() -> dict[str, Any]:
-    return load_one("deployment.yaml")
+def deployment(name: str = "deployment.yaml") -> dict[str, Any]:
+    return load_one(name)
 
 
-def container() -> dict[str, Any]:
-    containers = deployment()["spec"]["template"]["spec"]["containers"]
+def container(name: str = "deployment.yaml") -> dict[str, Any]:
+    containers = deployment(name)["spec"]["template"]["spec"]["containers"]
     assert len(containers) == 1
     return containers[0]
 
 
-def container_port(port: int | str) -> int:
+def container_port(port: int | str, name: str = "deployment.yaml") -> int:
     """A probe's or Service's port, a number or the name of a container port."""
     if isinstance(port, int):
         return port
-    ports = {p["name"]: p["containerPort"] for p in container()["ports"]}
+    ports = {p["name"]: p["containerPort"] for p in container(name)["ports"]}
     assert port in ports, f"port name {port!r} is not a container port ({sorted(ports)})"
     return ports[port]
 
@@ -279,3 +284,171 @@ def test_renderer_checks_its_input_and_keeps_multiline_expressions() -> None:
     assert rendered["spec"]["groups"] == [
         {"name": "g", "rules": [{"alert": "A", "expr": "up\n== 0\n"}]}
     ]
+
+
+# --- the fleet's controller (controller-*.yaml) ----------------------------------------
+
+CONTROLLER = "controller-deployment.yaml"
+
+
+def controller_args() -> list[str]:
+    """The controller's command line after `python -m service.cli.main`."""
+    args = container(CONTROLLER)["args"]
+    assert args[:3] == ["python", "-m", "service.cli.main"], args
+    return args[3:]
+
+
+def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return selector.items() <= labels.items()
+
+
+def pod_labels(name: str) -> dict[str, str]:
+    return deployment(name)["spec"]["template"]["metadata"]["labels"]
+
+
+def test_controller_is_one_replica_never_two_at_once() -> None:
+    spec = deployment(CONTROLLER)["spec"]
+    assert spec["replicas"] == 1
+    # Recreate: an update stops the old pod before starting the new one (a rolling
+    # update would run both for a while).
+    assert spec["strategy"] == {"type": "Recreate"}
+    assert selects(spec["selector"]["matchLabels"], pod_labels(CONTROLLER))
+    # The HPA scales the gateway only.
+    hpa = load_one("hpa.yaml")
+    assert hpa["spec"]["scaleTargetRef"]["name"] == deployment()["metadata"]["name"]
+    assert deployment(CONTROLLER)["metadata"]["name"] != deployment()["metadata"]["name"]
+
+
+def test_controller_runs_the_gateways_image_with_its_configuration_and_secret() -> None:
+    ctr = container(CONTROLLER)
+    assert ctr["image"] == container()["image"]
+    assert ctr["envFrom"] == container()["envFrom"]  # same ConfigMap, same Secret
+    pod = deployment(CONTROLLER)["spec"]["template"]["spec"]
+    assert pod.get("imagePullSecrets") == deployment()["spec"]["template"]["spec"].get(
+        "imagePullSecrets"
+    )
+    env = {e["name"]: e["value"] for e in ctr["env"]}
+    # The Bento image holds the package's sources, not its console script.
+    from bentoml._internal.bento.bento import BENTO_PROJECT_DIR_NAME
+    from bentoml._internal.container.generate import BENTO_PATH
+
+    assert env["PYTHONPATH"] == f"{BENTO_PATH}/{BENTO_PROJECT_DIR_NAME}"
+    assert (REPO_ROOT / "service" / "cli" / "main.py").is_file()
+    known = {s.env for s in SETTINGS}
+    unknown = {n for n in env if n.startswith("STAGESERVE_") and n not in known}
+    assert not unknown, f"not stageserve settings: {sorted(unknown)}"
+
+
+def test_controller_command_line_is_one_the_cli_accepts() -> None:
+    """`stageserve controller --prometheus URL --metrics-port P`, as the CLI parses it."""
+    from service.cli.parser import build_parser
+
+    args = controller_args()
+    assert args[0] == "controller"
+    assert option_value(args, "--prometheus").startswith(("http://", "https://"))
+    assert_cli_accepts(build_parser(), args)
+
+
+def assert_cli_accepts(parser: Any, args: list[str]) -> None:
+    try:
+        parsed = parser.parse_args(args)
+    except SystemExit:  # argparse printed why on stderr
+        pytest.fail(f"`stageserve {' '.join(args)}` is refused by the CLI", pytrace=False)
+    assert parsed.command == args[0]
+
+
+def option_value(args: list[str], name: str) -> str:
+    assert name in args, f"{name} missing from {args}"
+    return args[args.index(name) + 1]
+
+
+def test_controller_serves_probes_and_scrapes_on_its_metrics_port() -> None:
+    ctr = container(CONTROLLER)
+    port = int(option_value(controller_args(), "--metrics-port"))
+    assert container_port("metrics", CONTROLLER) == port
+    for probe in ("livenessProbe", "startupProbe"):
+        get = ctr[probe]["httpGet"]
+        assert get["path"] == "/metrics", probe
+        assert container_port(get["port"], CONTROLLER) == port, probe
+    annotations = deployment(CONTROLLER)["spec"]["template"]["metadata"]["annotations"]
+    gateway_annotations = deployment()["spec"]["template"]["metadata"]["annotations"]
+    assert set(annotations) == set(gateway_annotations)  # scraped the way the gateway is
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == str(port)
+    assert annotations["prometheus.io/path"] == "/metrics"
+
+    svc = load_one("controller-service.yaml")
+    assert selects(svc["spec"]["selector"], pod_labels(CONTROLLER))
+    (svc_port,) = svc["spec"]["ports"]
+    assert container_port(svc_port["targetPort"], CONTROLLER) == port
+    monitor = load_one("controller-servicemonitor.yaml")
+    assert (monitor["apiVersion"], monitor["kind"]) == (
+        "monitoring.coreos.com/v1",
+        "ServiceMonitor",
+    )
+    assert selects(monitor["spec"]["selector"]["matchLabels"], svc["metadata"]["labels"])
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["port"] == svc_port["name"]
+    assert endpoint["path"] == "/metrics"
+    gateway_endpoint = load_one("servicemonitor.yaml")["spec"]["endpoints"][0]
+    assert endpoint["interval"] == gateway_endpoint["interval"]
+
+
+def test_gateway_and_controller_selectors_never_pick_each_others_pods() -> None:
+    gateway, controller = pod_labels("deployment.yaml"), pod_labels(CONTROLLER)
+    gateway_selectors = [
+        deployment()["spec"]["selector"]["matchLabels"],
+        load_one("service.yaml")["spec"]["selector"],
+        load_one("pdb.yaml")["spec"]["selector"]["matchLabels"],
+    ]
+    for selector in gateway_selectors:
+        assert selects(selector, gateway) and not selects(selector, controller), selector
+    controller_selectors = [
+        deployment(CONTROLLER)["spec"]["selector"]["matchLabels"],
+        load_one("controller-service.yaml")["spec"]["selector"],
+    ]
+    for selector in controller_selectors:
+        assert selects(selector, controller) and not selects(selector, gateway), selector
+    # Each ServiceMonitor picks its own Service only (the other's would be a second job).
+    gateway_svc = load_one("service.yaml")["metadata"]["labels"]
+    controller_svc = load_one("controller-service.yaml")["metadata"]["labels"]
+    gateway_monitor = load_one("servicemonitor.yaml")["spec"]["selector"]["matchLabels"]
+    controller_monitor = load_one("controller-servicemonitor.yaml")["spec"]["selector"][
+        "matchLabels"
+    ]
+    assert not selects(gateway_monitor, controller_svc)
+    assert not selects(controller_monitor, gateway_svc)
+
+
+def test_gateways_leave_the_decisions_to_the_one_controller() -> None:
+    env = {e["name"]: e["value"] for e in container()["env"]}
+    assert env["STAGESERVE_CONTROLLER"] == "off"
+    # Not in the shared ConfigMap: the controller reads the same one.
+    generators = {g["name"]: g for g in kustomization()["configMapGenerator"]}
+    literals = dict(item.split("=", 1) for item in generators["stageserve-config"]["literals"])
+    assert "STAGESERVE_CONTROLLER" not in literals
+
+
+def test_controller_is_small_hardened_and_writes_only_to_tmp() -> None:
+    ctr = container(CONTROLLER)
+    gateway = container()
+    units = {"m": 1e-3, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "": 1}
+
+    def quantity(value: str | int) -> float:
+        number, unit = re.fullmatch(r"([\d.]+)(m|Ki|Mi|Gi|)", str(value)).groups()
+        return float(number) * units[unit]
+
+    for kind in ("requests", "limits"):
+        for resource in ("cpu", "memory"):
+            mine = quantity(ctr["resources"][kind][resource])
+            assert 0 < mine < quantity(gateway["resources"][kind][resource]), (kind, resource)
+    pod = deployment(CONTROLLER)["spec"]["template"]["spec"]
+    gateway_pod = deployment()["spec"]["template"]["spec"]
+    assert pod["securityContext"] == gateway_pod["securityContext"]
+    assert ctr["securityContext"] == gateway["securityContext"]
+    assert pod["automountServiceAccountToken"] is False
+    empty_dirs = {v["name"] for v in pod["volumes"] if "emptyDir" in v}
+    writable = [m["mountPath"] for m in ctr["volumeMounts"] if m["name"] in empty_dirs]
+    env = {e["name"]: e["value"] for e in ctr["env"]}
+    for name in ("TMPDIR", "HOME"):
+        assert env[name] in writable, name

@@ -187,6 +187,10 @@ def test_every_alert_is_tested_firing_and_silent() -> None:
         "StageserveTargetErrorRateAbovePeer",
         "StageserveCanaryLatencyAboveProduction",
         "StageserveShadowDisagreementRising",
+        "StageserveRolloutRolledBack",
+        "StageserveRolloutStuck",
+        "StageserveRolloutAwaitingApproval",
+        "StageserveControllerDown",
     }
     assert names == firing, f"no firing case for {names - firing}"
     assert names == silent, f"no silent case for {names - silent}"
@@ -207,3 +211,9 @@ def test_scrape_config_scrapes_stageserve() -> None:
     assert job["static_configs"][0]["targets"] == ["stageserve:3000"]
     # StageserveDown selects the scrape job by the name this config gives it.
     assert any('up{job="stageserve"}' in rule["expr"] for rule in rules())
+    # The fleet's controller has its own job, on its own metrics port.
+    (controller,) = [
+        j for j in config["scrape_configs"] if j["job_name"] == "stageserve-controller"
+    ]
+    assert controller["metrics_path"] == "/metrics"
+    assert controller["static_configs"][0]["targets"] == ["stageserve-controller:9310"]
