@@ -22,7 +22,10 @@ from service.cli.flags import gateway_url, model_name, non_empty, port_number, t
 from service.config import SETTINGS
 from service.experiments.prometheus_reader import PrometheusReader
 from service.ops.metrics import get_rollout_metrics
-from service.rollouts.controller import BANDIT_TAG, Controller
+from service.rollouts.bandit_actor import BanditActor
+from service.rollouts.bandit_config import BANDIT_TAG
+from service.rollouts.bandit_rewards import FleetBanditRewards
+from service.rollouts.controller import Controller
 from service.rollouts.registry_effects import MlflowRolloutRegistry
 from service.rollouts.results_source import FleetResults
 from service.rollouts.rollout_tag import ROLLOUT_TAG
@@ -86,12 +89,17 @@ def build_controller(args: argparse.Namespace, registry_uri: str | None) -> Cont
     def models() -> list[str]:
         return names or registry.models_tagged((ROLLOUT_TAG, BANDIT_TAG))
 
+    metrics = get_rollout_metrics()
+    bandit = BanditActor(
+        registry, FleetBanditRewards(reader.samples), weights=metrics.bandit_weight
+    )
     return Controller(
         registry,
         FleetResults(reader),
         models,
         interval_s=args.interval,
-        metrics=get_rollout_metrics(),
+        metrics=metrics,
+        bandit=bandit,
     )
 
 

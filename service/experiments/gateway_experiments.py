@@ -61,6 +61,15 @@ class GatewayExperiments:
         self._clock = clock
         self._applied: dict[str, str] = {}  # model -> the policy this worker has a baseline of
 
+    @property
+    def started_at(self) -> float:
+        """When this gateway's counters started (its start)."""
+        return self._started_at
+
+    def samples(self, model: str) -> Sequence[Sample]:
+        """The model's experiment series now, summed over the workers."""
+        return self._read(model)
+
     def policies_applied(self, models: Iterable[str]) -> None:
         """This worker applied what the registry says of these models: for each whose
         policy is new to this worker, take its baseline unless one was taken already (by

@@ -316,6 +316,7 @@ class RolloutMetrics:
     rollout_phase: Gauge
     rollout_gate_value: Gauge
     rollout_decisions: Counter
+    bandit_weight: Gauge
     controller_ticks: Counter
 
 
@@ -352,6 +353,13 @@ def _create_rollout_metrics() -> RolloutMetrics:
             "Rollout decisions seen in the registry, by move: start, advance, promote, "
             "roll_back, await_approval, finish_shadow, abort, approve.",
             ["model", "move"],
+        ),
+        bandit_weight=Gauge(
+            "stageserve_bandit_weight",
+            "The share of traffic the bandit computed for each arm at its last interval "
+            "(0 to 1; written as the traffic policy when a share moved enough).",
+            ["model", "target"],
+            multiprocess_mode="livemax",
         ),
         controller_ticks=Counter(
             "stageserve_controller_ticks_total",

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 
 from registry_watcher.redact import redact
 from registry_watcher.traffic_policy import POLICY_TAG
+from service.rollouts.bandit_config import BANDIT_TAG
 from service.rollouts.controller_lease import ControllerLease, new_holder_id
 from service.rollouts.gates import GateVerdict
 from service.rollouts.progression import judge, next_move, policy_for
@@ -47,7 +48,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("stageserve.controller")
 
-BANDIT_TAG = "stageserve.bandit"  # the bandit config (h13-bandit's stageserve bandit)
 DEFAULT_LEASE_TICKS = 3  # the lease lasts this many intervals
 GATE_FIGURES = (
     "error_rate_increase",

@@ -17,8 +17,11 @@ from collections.abc import Callable, Iterable
 from typing import IO
 
 from registry_watcher.background import BackgroundLoop
+from service.experiments.baseline_store import BaselineStore
 from service.experiments.gateway_experiments import GatewayExperiments
 from service.ops.metrics import get_rollout_metrics
+from service.rollouts.bandit_actor import BanditActor
+from service.rollouts.bandit_rewards import GatewayBanditRewards
 from service.rollouts.controller import Controller
 from service.rollouts.registry_effects import MlflowRolloutRegistry
 from service.rollouts.results_source import GatewayResults
@@ -26,6 +29,7 @@ from service.rollouts.results_source import GatewayResults
 log = logging.getLogger("stageserve.controller")
 
 LOCK_FILE = "controller.lock"
+BANDIT_BASELINES = "bandit-baselines"  # the bandits' reward baselines, one file per model
 
 
 class ControllerLock:
@@ -98,13 +102,22 @@ def embedded_controller(
     if runtime_dir is None:
         log.warning("no runtime folder: the embedded rollout controller does not run")
         return None
+    registry = MlflowRolloutRegistry(registry_uri, timeout_s)
+    metrics = get_rollout_metrics()
+    rewards = GatewayBanditRewards(
+        experiments.samples,
+        BaselineStore(os.path.join(runtime_dir, BANDIT_BASELINES)),
+        counting_since=experiments.started_at,
+    )
+    bandit = BanditActor(registry, rewards, weights=metrics.bandit_weight, after_write=after_write)
     controller = Controller(
-        MlflowRolloutRegistry(registry_uri, timeout_s),
+        registry,
         GatewayResults(experiments),
         models,
         interval_s=interval_s,
-        metrics=get_rollout_metrics(),
+        metrics=metrics,
         after_write=after_write,
+        bandit=bandit,
     )
     lock = ControllerLock(os.path.join(runtime_dir, LOCK_FILE))
     return EmbeddedController(controller, lock, interval_s)
