@@ -21,7 +21,14 @@ from service.rollouts.gates import Gates
 from service.rollouts.progression import start_rollout
 from service.rollouts.rollout_plan import Phase, Rollout, RolloutPlan, new_plan_id
 from service.rollouts.rollout_store import RegistryModelTags, RolloutStore, Written
-from tests.integration.harness import Gateway, Registry, split_payload, wait_until
+from tests.integration.harness import (
+    Gateway,
+    Registry,
+    metric_samples,
+    run_cli,
+    split_payload,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -93,16 +100,18 @@ class Setup:
 @pytest.fixture(scope="module")
 def setup(mlflow_server, registry, tmp_path_factory) -> Iterator[Setup]:
     root = tmp_path_factory.mktemp("rollouts")
-    good, bad = "rollout-good", "rollout-bad"
-    for name in (good, bad):
+    good, bad, bandit = "rollout-good", "rollout-bad", "bandit-arms"
+    for name in (good, bad, bandit):
         v1 = registry.register_ridge(name, ["age", "bmi"], alpha=1.0)
         registry.transition(name, v1.version, "Production")
     v2 = registry.register_ridge(good, ["age", "bmi"], alpha=0.5)
     registry.transition(good, v2.version, "Staging")
+    arm_b = registry.register_ridge(bandit, ["age", "bmi"], alpha=0.5)
+    registry.transition(bandit, arm_b.version, "Staging")
     faulty = registry.register_from_code(bad, FAULTY_MODEL, root)
     registry.transition(bad, faulty, "Staging")
     gateway = Gateway(
-        root, mlflow_server.uri, [good, bad], "--poll-interval", str(POLL),
+        root, mlflow_server.uri, [good, bad, bandit], "--poll-interval", str(POLL),
         "--controller", "embedded", env={"STAGESERVE_CONTROLLER_INTERVAL": "1"},
     )  # fmt: skip
     gateway.start()
@@ -144,7 +153,8 @@ def test_a_good_candidate_goes_through_every_step_and_is_promoted(setup: Setup) 
         assert wait_until(
             lambda: str(setup.gateway.target_state(model, "Production")["version"]) == "2", 60, 0.2
         ), setup.gateway.log_tail()
-        time.sleep(1)  # a few requests answered by the promoted version
+        # a few requests answered by the promoted version (polled, not slept)
+        assert wait_until(lambda: {r[2] for r in load.results[-5:]} == {"2"}, 10, 0.05)
     rollout = setup.store.read(model)
     assert rollout is not None and rollout.state.phase is Phase.PROMOTED
     moves = [d.move.value for d in rollout.state.history]
@@ -177,7 +187,7 @@ def test_a_failing_candidate_is_rolled_back_within_its_first_step(setup: Setup) 
 
         assert wait_until(all_control, 30, 0.05)
         applied = time.time()
-        time.sleep(1)
+        assert wait_until(lambda: sum(r[0] > applied for r in load.results) >= 20, 10, 0.05)
     assert rollout.state.step == 0 and "error_rate" in rollout.state.history[-1].failed
     tags = client.get_model_version(model, "2").tags
     assert tags[dt.RESULT] == "rolled_back" and "error_rate" in tags[dt.FAILED].split(",")
@@ -190,3 +200,37 @@ def test_a_failing_candidate_is_rolled_back_within_its_first_step(setup: Setup) 
     since_start = decided - rollout.state.history[0].at
     print(f"\nbad candidate: rolled back {since_start:.1f} s after the start ({tags[dt.GATES]}); "
           f"100 % control {to_control:.2f} s after the decision")  # fmt: skip
+
+
+def test_the_embedded_controller_runs_a_bandit(setup: Setup, mlflow_server) -> None:
+    """`stageserve bandit start`, then feedback saying Staging always wins: the gateway's
+    own controller moves the traffic to Staging (the convergence figures are
+    test_bandit.py's, which drives the same tick by hand)."""
+    model = "bandit-arms"
+    started = run_cli("bandit", "start", model, "Production", "Staging", "--interval", "1",
+                      "--min-rewards", "20", "--registry-uri", mlflow_server.uri)  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    url = setup.gateway.url
+
+    def staging_share() -> float:
+        weights = setup.gateway.get(f"/admin/models/{model}/traffic").json()["policy"]["weights"]
+        return weights.get("Staging", 0) / sum(weights.values())
+
+    assert wait_until(lambda: staging_share() == 0.5, 10, 0.1)  # the even start
+    user = itertools.count()
+    with httpx.Client(base_url=url, timeout=30) as client:
+
+        def round_of_feedback() -> bool:
+            items = []
+            for _ in range(40):
+                answer = client.post(f"/models/{model}/invocations", json=split_payload(),
+                                     headers={"X-Routing-Key": f"u{next(user)}"})  # fmt: skip
+                assert answer.status_code == 200, answer.text
+                won = answer.headers["X-Model-Target"] == "Staging"
+                items.append({"request_id": answer.headers["X-Feedback-Id"], "reward": int(won)})
+            assert client.post(f"/models/{model}/feedback", json=items).json()["accepted"] == 40
+            return staging_share() >= 0.8
+
+        assert wait_until(round_of_feedback, 60, 0.5), staging_share()
+    weights = metric_samples(setup.gateway.get("/metrics").text, "stageserve_bandit_weight")
+    assert weights[(("model", model), ("target", "Staging"))] >= 0.8
