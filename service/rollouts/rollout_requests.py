@@ -29,19 +29,8 @@ from service.rollouts.rollout_plan import (
 from service.rollouts.tag_fields import RolloutError
 
 DEFAULT_CONTROL = "Production"
-_START_KEYS = (
-    "control",
-    "steps",
-    "min_step_seconds",
-    "min_step_requests",
-    "gates",
-    "shadow",
-    "require_approval",
-    "sticky",
-    "by",
-)
-_GATES_KEYS = ("max_error_rate_increase", "max_p99_ratio", "reward_not_worse")
-_SHADOW_KEYS = ("min_agreement", "min_requests")
+_GATES_KEYS = tuple(field.name for field in dataclasses.fields(Gates))
+_SHADOW_KEYS = ("min_agreement", "min_requests")  # and "percent", required
 
 
 @dataclass(frozen=True)
@@ -83,6 +72,10 @@ class StartRequest:
         """The plan with a stand-in id, time and version: for its checks and its
         traffic policies, before the registry is asked which version to pin."""
         return self.plan(model, candidate_version=1, plan_id="probe", created_at=0.0)
+
+
+# A start body's keys: the request's fields ("candidate" is required).
+_START_KEYS = tuple(field.name for field in dataclasses.fields(StartRequest))[1:]
 
 
 def parse_start(model: str, body: object) -> StartRequest:
