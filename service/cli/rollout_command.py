@@ -33,7 +33,7 @@ from service.config import ConfigError, load_secret_file, secret
 
 DONE, REFUSED, INVALID = 0, 1, 2
 TOKEN_ENV = "STAGESERVE_ADMIN_TOKEN"
-TOKEN_HINT = f"give --admin-token-file or set {TOKEN_ENV} (or {TOKEN_ENV}_FILE)"
+TOKEN_HINT = f"Pass the gateway's admin token: --admin-token-file FILE, or ${TOKEN_ENV}(_FILE)."
 
 percent_flag = number_flag(
     float, lambda p: 0 < p <= 100, "{text} is not a number",
@@ -236,7 +236,7 @@ def _answered(args: argparse.Namespace, url: str, answer: Any) -> int:
     if not message:
         raise NoState(f"{url} answered HTTP {answer.status_code}: is it a stageserve gateway?")
     if answer.status_code == 401:
-        message += f" ({TOKEN_HINT})"
+        message += f" {TOKEN_HINT}"
     say(f"{args.action} refused (HTTP {answer.status_code}): {message}")
     return INVALID if answer.status_code == 400 else REFUSED
 
