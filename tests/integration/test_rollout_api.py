@@ -1,6 +1,7 @@
 """Starting, watching, approving and aborting a rollout with `stageserve rollout`, against
-one gateway (admin token set) and the session's mlflow server. No controller moves the
-rollouts here: to reach awaiting_approval the test writes the state with the pure API
+one gateway (admin token set, `--controller off`) and the session's mlflow server. No
+controller moves the rollouts here (that is test_rollout_controller.py's): to reach
+awaiting_approval the test writes the state with the pure API
 (service/rollouts/progression.py through RolloutStore), as a controller would. A gateway
 without a token (403) and the races between writers: tests/unit/test_rollout_api.py."""
 
@@ -44,7 +45,7 @@ def setup(mlflow_server, registry, tmp_path_factory) -> Iterator[Setup]:
         candidate = registry.register_ridge(name, ALL_FEATURES, alpha=alpha)
         registry.transition(name, candidate.version, "Staging")
     gateway = Gateway(
-        root, mlflow_server.uri, [name], "--poll-interval", "1",
+        root, mlflow_server.uri, [name], "--poll-interval", "1", "--controller", "off",
         env={"STAGESERVE_ADMIN_TOKEN": TOKEN},
     )  # fmt: skip
     gateway.start()
