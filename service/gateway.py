@@ -27,6 +27,7 @@ from service.api.connections import ConnectionRecycler
 from service.api.experiment_route import ExperimentApi
 from service.api.feedback import FeedbackApi
 from service.api.invocations import Invocations
+from service.api.rollout_routes import RolloutApi
 from service.api.webhooks import WebhookApi
 from service.cli.version import installed_version
 from service.config import Settings
@@ -59,6 +60,7 @@ from service.ops.state_view import StateView
 from service.ops.worker_metrics import WorkerMetrics
 from service.request_path import RequestPath, ShadowLeg
 from service.rollouts.embedded import embedded_controller
+from service.rollouts.rollout_store import RegistryModelTags, RolloutStore
 from service.traffic.control import TrafficControl
 from service.traffic.policy_book import PolicyBook
 from service.traffic.shadow import ShadowMirror, Tolerance
@@ -210,6 +212,12 @@ class Gateway:
             )
             if settings.controller == "embedded"
             else None
+        )
+        self.rollout_api = RolloutApi(
+            RolloutStore(RegistryModelTags(settings.registry_uri, registry_timeout_s)),
+            self.registry,
+            self.traffic,
+            settings.admin_token,
         )
         self.feedback = FeedbackApi(
             self.feedback_intake,

@@ -24,6 +24,7 @@ from service.api.api_docs import api_docs_routes
 from service.api.experiment_route import experiment_routes
 from service.api.feedback import feedback_routes
 from service.api.invocations import invocation_routes
+from service.api.rollout_routes import rollout_routes
 from service.api.webhooks import webhook_routes
 from service.gateway import Gateway
 from service.ops.state_view import Health, health_json
@@ -56,6 +57,7 @@ def create_app(get_gateway: Callable[[], Gateway]) -> Starlette:
             Route("/version", version, methods=["GET"]),
             *admin_routes(lambda: get_gateway().admin),
             *experiment_routes(lambda: get_gateway().experiment_api),
+            *rollout_routes(lambda: get_gateway().rollout_api),
             *webhook_routes(lambda: get_gateway().webhooks),
             *api_docs_routes(),  # /, /openapi.json, /docs.json (BentoML's: service/compat/)
         ],

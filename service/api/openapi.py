@@ -26,6 +26,7 @@ from registry_watcher.traffic_policy import MAX_TARGETS, POLICY_TAG
 from service.api.admin import MAX_POLICY_BYTES
 from service.api.feedback import MAX_ERRORS_SHOWN
 from service.api.openapi_experiment import experiment_path, experiment_schema
+from service.api.openapi_rollout import rollout_paths, rollout_schemas
 from service.api.webhooks import MAX_DELIVERY_BYTES, STATUS
 from service.config import SETTINGS
 from service.errors import JSON, MAX_MESSAGE_CHARS
@@ -311,6 +312,7 @@ def _schemas() -> dict[str, Schema]:
             },
         },
         "Experiment": experiment_schema(),
+        **rollout_schemas(),
         "FeedbackItem": {
             "type": "object",
             "description": "Feedback on one answered request: a reward, a truth, or both "
@@ -709,6 +711,7 @@ def _paths() -> dict[str, Any]:
             ),
         },
         "/admin/models/{name}/experiment": experiment_path(),
+        **rollout_paths(),
         "/metrics": _get(
             "Prometheus metrics (stageserve_* and bentoml_*)",
             "operations",
@@ -752,7 +755,7 @@ def openapi_document(version: str) -> dict[str, Any]:
                 ("predictions", "MLflow's scoring protocol"),
                 ("feedback", "Rewards and truths for answered requests"),
                 ("health", "Readiness and liveness"),
-                ("admin", "What is served; traffic policies"),
+                ("admin", "What is served; traffic policies; rollouts"),
                 ("webhooks", "MLflow registry webhooks"),
                 ("operations", "Metrics, version, this description"),
             )

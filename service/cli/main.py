@@ -2,7 +2,8 @@
 registry seeded with a demo model, ``traffic`` reads and writes traffic policies,
 ``webhooks`` registers the MLflow webhook, ``status`` shows what a running gateway
 serves, ``experiment`` shows a model's A/B results, ``bandit`` starts, shows and stops a
-model's Thompson-sampling bandit. This module parses and dispatches only."""
+model's Thompson-sampling bandit, ``rollout`` starts, shows, approves and aborts
+progressive rollouts. This module parses and dispatches only."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from service.cli.controller_command import run_controller
 from service.cli.demo_command import run_demo
 from service.cli.experiment_command import run_experiment
 from service.cli.parser import build_parser
+from service.cli.rollout_command import run_rollout
 from service.cli.serve_command import run_gateway
 from service.cli.serve_options import serve_env
 from service.cli.status_command import run_status
@@ -40,6 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "experiment":
         return run_experiment(args)
     log_redaction.protect(os.environ)  # MLflow's own log lines quote registry URLs
+    if args.command == "rollout":
+        return run_rollout(args)
     if args.command == "traffic":
         return run_traffic(args, registry_uri(args.registry_uri))
     if args.command == "bandit":

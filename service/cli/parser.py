@@ -9,6 +9,7 @@ from service.cli.bandit_command import add_bandit_parser
 from service.cli.controller_command import add_controller_parser
 from service.cli.demo_command import add_demo_parser
 from service.cli.experiment_command import add_experiment_parser
+from service.cli.rollout_command import add_rollout_parser
 from service.cli.serve_options import add_serve_options
 from service.cli.status_command import add_status_parser
 from service.cli.traffic_command import add_traffic_parser
@@ -32,4 +33,5 @@ def build_parser() -> argparse.ArgumentParser:
     add_experiment_parser(sub)
     add_bandit_parser(sub)
     add_controller_parser(sub)
+    add_rollout_parser(sub)
     return parser

@@ -60,13 +60,13 @@ def base_url(flag: str | None, env: Mapping[str, str]) -> str:
         raise NoState(f"{URL_ENV}: {exc}") from None
 
 
-def ask_gateway(url: str, path: str, timeout: float) -> Any:
-    """The gateway's answer (an ``httpx.Response``) to ``GET path``, or NoState when none
-    came."""
+def ask_gateway(url: str, path: str, timeout: float, method: str = "GET", **request: Any) -> Any:
+    """The gateway's answer (an ``httpx.Response``) to ``method path`` (``request``:
+    httpx's ``json``, ``headers``...), or NoState when none came."""
     import httpx  # only when asked: the other subcommands do not need it
 
     try:
-        return httpx.get(url + path, timeout=timeout)
+        return httpx.request(method, url + path, timeout=timeout, **request)
     except httpx.TimeoutException:
         raise NoState(f"no answer from {url} within {timeout:g} s") from None
     except httpx.ConnectError as exc:
