@@ -21,16 +21,14 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from registry_watcher.background import BackgroundLoop
+from registry_watcher.lazy_client import LazyClient
 from registry_watcher.outage import short_reason
 from registry_watcher.redact import redact
 from registry_watcher.state import VersionRef
 from service.lifecycle.validation_tags import RESULT_TAG, Validation, plan_write
-
-if TYPE_CHECKING:  # MLflow is imported when the first write happens
-    from registry_watcher.poll_client import PollingClient
 
 log = logging.getLogger("stageserve.validation")
 
@@ -49,23 +47,10 @@ class VersionTags(Protocol):
     def delete_version_tag(self, model: str, version: int, key: str) -> None: ...
 
 
-class RegistryVersionTags:
+class RegistryVersionTags(LazyClient):
     """``VersionTags`` of an MLflow registry, each call one attempt with a bounded timeout
     (an http(s) registry; a database registry answers or fails at once). The client is
     made at the first call, on the writer's thread, not at the gateway's start."""
-
-    def __init__(self, registry_uri: str | None, timeout_s: float) -> None:
-        self._registry_uri = registry_uri
-        self._timeout_s = timeout_s
-        self._client: PollingClient | None = None
-
-    @property
-    def client(self) -> PollingClient:
-        if self._client is None:
-            from registry_watcher.poll_client import PollingClient
-
-            self._client = PollingClient(self._registry_uri, self._timeout_s)
-        return self._client
 
     def version_tags(self, model: str, version: int) -> Mapping[str, str]:
         return dict(self.client.get_model_version(model, str(version)).tags)

@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
+from registry_watcher.lazy_client import LazyClient
 from service.rollouts.progression import Move, is_applied, is_current
 from service.rollouts.rollout_plan import Rollout
 from service.rollouts.rollout_tag import ROLLOUT_TAG, decode_rollout, encode_rollout
 from service.rollouts.tag_fields import RolloutError
-
-if TYPE_CHECKING:  # MLflow is imported at the first call
-    from registry_watcher.poll_client import PollingClient
 
 
 class ModelTags(Protocol):
@@ -35,23 +33,10 @@ class ModelTags(Protocol):
     def set_model_tag(self, model: str, key: str, value: str) -> None: ...
 
 
-class RegistryModelTags:
+class RegistryModelTags(LazyClient):
     """``ModelTags`` of an MLflow registry, each call one attempt with a bounded timeout
     (http(s) registries; registry_watcher/poll_client.py). The client is made at the
     first call."""
-
-    def __init__(self, registry_uri: str | None, timeout_s: float) -> None:
-        self._registry_uri = registry_uri
-        self._timeout_s = timeout_s
-        self._client: PollingClient | None = None
-
-    @property
-    def client(self) -> PollingClient:
-        if self._client is None:
-            from registry_watcher.poll_client import PollingClient
-
-            self._client = PollingClient(self._registry_uri, self._timeout_s)
-        return self._client
 
     def model_tags(self, model: str) -> Mapping[str, str]:
         return dict(self.client.get_registered_model(model).tags or {})
