@@ -18,7 +18,13 @@ import threading
 from types import FrameType
 
 from service.cli.common import registry_option, say
-from service.cli.flags import gateway_url, model_name, non_empty, port_number, timeout_seconds
+from service.cli.flags import (
+    add_model_flag,
+    gateway_url,
+    non_empty,
+    port_number,
+    timeout_seconds,
+)
 from service.config import SETTINGS
 from service.experiments.prometheus_reader import PrometheusReader
 from service.ops.metrics import get_rollout_metrics
@@ -51,13 +57,8 @@ def add_controller_parser(sub: argparse._SubParsersAction) -> None:
         required=True,
         help="the Prometheus that scrapes every gateway",
     )
-    parser.add_argument(
-        "--model",
-        action="append",
-        type=model_name,
-        default=[],
-        metavar="NAME",
-        help="a model to control (repeatable; default: every model with a rollout or bandit tag)",
+    add_model_flag(
+        parser, "a model to control (repeatable; default: every model with a rollout or bandit tag)"
     )
     parser.add_argument(
         "--interval",

@@ -86,6 +86,13 @@ def model_name(text: str) -> str:
     return name
 
 
+def add_model_flag(parser: argparse.ArgumentParser, help: str) -> None:
+    """``--model NAME``, repeatable (serve, controller)."""
+    parser.add_argument(
+        "--model", action="append", type=model_name, default=[], metavar="NAME", help=help
+    )
+
+
 def non_empty(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError("cannot be empty")

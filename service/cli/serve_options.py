@@ -7,8 +7,8 @@ from __future__ import annotations
 import argparse
 
 from service.cli.flags import (
+    add_model_flag,
     log_level,
-    model_name,
     non_empty,
     poll_seconds,
     port_number,
@@ -61,14 +61,7 @@ def add_serve_options(parser: argparse.ArgumentParser, demo: bool = False) -> No
         default=None,
         help="MLflow registry/tracking URI (default: $MLFLOW_TRACKING_URI)",
     )
-    parser.add_argument(
-        "--model",
-        action="append",
-        type=model_name,
-        default=[],
-        metavar="NAME",
-        help="model to serve (repeatable)",
-    )
+    add_model_flag(parser, "model to serve (repeatable)")
     parser.add_argument(
         "--target",
         action="append",
