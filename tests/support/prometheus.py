@@ -42,7 +42,11 @@ class PrometheusServer:
         config = yaml.safe_load(CONFIG.read_text())
         config["global"].update(scrape_interval="1s", evaluation_interval="1s")
         config["rule_files"] = [str(ALERTS)]
-        (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "stageserve"]
+        # Only the gateways' job: the controller's points at a placeholder host.
+        config["scrape_configs"] = [
+            j for j in config["scrape_configs"] if j["job_name"] == "stageserve"
+        ]
+        (job,) = config["scrape_configs"]
         job["scrape_interval"] = "1s"
         job["scrape_timeout"] = "1s"
         job["static_configs"] = [{"targets": list(targets)}]
