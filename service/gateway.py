@@ -292,12 +292,15 @@ class Gateway:
         self.metrics.stale(model, target, reason)
 
     def _on_registry(self, state: DesiredState, diff: StateDiff) -> None:
-        self.pool.apply(state)
-        self.metrics.registry_changed(diff)
+        # The policy first: a promotion's {control: 100} read in the same poll as the
+        # transition emptying the candidate's target must be in force before the pool
+        # unloads that target (its observers take time: a full GC), or requests fail.
         for model in diff.tag_changes:
             model_state = state.models.get(model)
             if model_state is not None:
                 self.traffic.apply_tags(model, model_state.tags)
+        self.pool.apply(state)
+        self.metrics.registry_changed(diff)
         self.experiments.policies_applied(self.pool.models())
 
     def _on_poll(self, result: PollResult) -> None:

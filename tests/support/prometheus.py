@@ -1,6 +1,7 @@
 """A real Prometheus server for the tests: Debian's `prometheus` binary, run with
 deploy/prometheus/prometheus.yml and alerts.yml on a 127.0.0.1 port, scraping the given
-gateways every second, its data in a temporary folder; always stopped.
+gateways (and, when given, `stageserve controller` metrics ports) every second, its data
+in a temporary folder; always stopped.
 
 Without the binary a test fails (it is never skipped): .ci/run installs the package.
 """
@@ -26,9 +27,13 @@ ALERTS = REPO_ROOT / "deploy" / "prometheus" / "alerts.yml"
 
 
 class PrometheusServer:
-    """`prometheus` on 127.0.0.1 scraping ``targets`` (host:port) as job "stageserve"."""
+    """`prometheus` on 127.0.0.1 scraping ``targets`` (host:port) as job "stageserve", and
+    ``controller_targets`` as job "stageserve-controller" (the job is dropped without
+    them: the file's placeholder target would only fail to scrape)."""
 
-    def __init__(self, root: Path, targets: Sequence[str]) -> None:
+    def __init__(
+        self, root: Path, targets: Sequence[str], controller_targets: Sequence[str] = ()
+    ) -> None:
         binary = shutil.which("prometheus")
         if binary is None:
             pytest.fail(
@@ -42,14 +47,14 @@ class PrometheusServer:
         config = yaml.safe_load(CONFIG.read_text())
         config["global"].update(scrape_interval="1s", evaluation_interval="1s")
         config["rule_files"] = [str(ALERTS)]
-        # Only the gateways' job: the controller's points at a placeholder host.
-        config["scrape_configs"] = [
-            j for j in config["scrape_configs"] if j["job_name"] == "stageserve"
-        ]
-        (job,) = config["scrape_configs"]
-        job["scrape_interval"] = "1s"
-        job["scrape_timeout"] = "1s"
-        job["static_configs"] = [{"targets": list(targets)}]
+        jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+        wanted = {"stageserve": targets, "stageserve-controller": controller_targets}
+        for name, job_targets in wanted.items():
+            job = jobs[name]
+            job["scrape_interval"] = "1s"
+            job["scrape_timeout"] = "1s"
+            job["static_configs"] = [{"targets": list(job_targets)}]
+        config["scrape_configs"] = [job for name, job in jobs.items() if wanted.get(name, True)]
         self.config = root / "prometheus.yml"
         self.config.write_text(yaml.safe_dump(config))
         self.command = [
