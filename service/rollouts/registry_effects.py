@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from registry_watcher.traffic_policy import POLICY_TAG
-from service.rollouts.decision_tags import decision_tags
+from service.rollouts.decision_tags import RESULT, decision_tags
 from service.rollouts.progression import policy_for
 from service.rollouts.rollout_plan import Phase, Rollout, RolloutPlan
 from service.rollouts.rollout_store import ModelTags, RegistryModelTags
@@ -161,6 +161,7 @@ class RegistryEffects:
         plan = rollout.plan
         want = decision_tags(plan, rollout.state)
         have = self.registry.version(plan.model, plan.candidate_version).tags
-        for key, value in want.items():
-            if have.get(key) != value:
-                self.registry.set_version_tag(plan.model, plan.candidate_version, key, value)
+        # The result last: a reader that sees the new result sees its figures with it.
+        for key in sorted(want, key=lambda key: key == RESULT):
+            if have.get(key) != want[key]:
+                self.registry.set_version_tag(plan.model, plan.candidate_version, key, want[key])

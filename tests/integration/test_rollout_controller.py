@@ -19,7 +19,7 @@ import pytest
 from service.rollouts import decision_tags as dt
 from service.rollouts.gates import Gates
 from service.rollouts.progression import start_rollout
-from service.rollouts.rollout_plan import Phase, Rollout, RolloutPlan, new_plan_id
+from service.rollouts.rollout_plan import Phase, Rollout, RolloutPlan, ShadowPhase, new_plan_id
 from service.rollouts.rollout_store import RegistryModelTags, RolloutStore, Written
 from tests.integration.harness import (
     Gateway,
@@ -100,18 +100,20 @@ class Setup:
 @pytest.fixture(scope="module")
 def setup(mlflow_server, registry, tmp_path_factory) -> Iterator[Setup]:
     root = tmp_path_factory.mktemp("rollouts")
-    good, bad, bandit = "rollout-good", "rollout-bad", "bandit-arms"
-    for name in (good, bad, bandit):
+    good, bad, bandit, shadowed = "rollout-good", "rollout-bad", "bandit-arms", "rollout-shadow"
+    for name in (good, bad, bandit, shadowed):
         v1 = registry.register_ridge(name, ["age", "bmi"], alpha=1.0)
         registry.transition(name, v1.version, "Production")
     v2 = registry.register_ridge(good, ["age", "bmi"], alpha=0.5)
     registry.transition(good, v2.version, "Staging")
+    differs = registry.register_ridge(shadowed, ["age", "bmi"], alpha=0.01)  # other answers
+    registry.transition(shadowed, differs.version, "Staging")
     arm_b = registry.register_ridge(bandit, ["age", "bmi"], alpha=0.5)
     registry.transition(bandit, arm_b.version, "Staging")
     faulty = registry.register_from_code(bad, FAULTY_MODEL, root)
     registry.transition(bad, faulty, "Staging")
     gateway = Gateway(
-        root, mlflow_server.uri, [good, bad, bandit], "--poll-interval", str(POLL),
+        root, mlflow_server.uri, [good, bad, bandit, shadowed], "--poll-interval", str(POLL),
         "--controller", "embedded", env={"STAGESERVE_CONTROLLER_INTERVAL": "1"},
     )  # fmt: skip
     gateway.start()
@@ -121,10 +123,11 @@ def setup(mlflow_server, registry, tmp_path_factory) -> Iterator[Setup]:
         gateway.stop()
 
 
-def start(setup: Setup, model: str, gates: Gates) -> Rollout:
+def start(setup: Setup, model: str, gates: Gates, shadow: ShadowPhase | None = None) -> Rollout:
     plan = RolloutPlan(id=new_plan_id(), model=model, control="Production", candidate="Staging",
                        candidate_version=2, created_at=time.time(), steps=STEPS,
-                       min_step_seconds=2, min_step_requests=20, gates=gates)  # fmt: skip
+                       min_step_seconds=2, min_step_requests=20, gates=gates,
+                       shadow=shadow)  # fmt: skip
     rollout = start_rollout(plan, time.time(), "test")
     assert setup.store.start(model, rollout, None) is Written.WRITTEN
     return rollout
@@ -234,3 +237,27 @@ def test_the_embedded_controller_runs_a_bandit(setup: Setup, mlflow_server) -> N
         assert wait_until(round_of_feedback, 60, 0.5), staging_share()
     weights = metric_samples(setup.gateway.get("/metrics").text, "stageserve_bandit_weight")
     assert weights[(("model", model), ("target", "Staging"))] >= 0.8
+
+
+def test_a_shadow_phase_that_disagrees_rolls_back_before_any_user_sees_the_candidate(
+    setup: Setup,
+) -> None:
+    """The candidate first answers mirrored requests only; its answers differ from the
+    control's (another Ridge), so the shadow gate fails and no step is ever taken."""
+    model, client = "rollout-shadow", setup.registry.client
+    url = f"{setup.gateway.url}/models/{model}/invocations"
+    with TimedLoad(url) as load:
+        start(setup, model, Gates(), ShadowPhase(percent=100, min_agreement=0.95, min_requests=20))
+        follow(setup, model, timeout=120)
+    rollout = setup.store.read(model)
+    assert rollout is not None and rollout.state.phase is Phase.ROLLED_BACK
+    assert [d.move.value for d in rollout.state.history] == ["start", "roll_back"]
+    assert "shadow_agreement" in rollout.state.history[-1].failed
+    figures = rollout.state.history[-1].figures
+    assert figures["shadow_agreement"] is not None and float(figures["shadow_agreement"]) < 0.95
+    assert load.results and {(r[1], r[2]) for r in load.results} == {(200, "1")}  # never v2
+    # The decision tags follow the stored decision (written last, after the policy).
+    assert wait_until(
+        lambda: client.get_model_version(model, "2").tags.get(dt.RESULT) == "rolled_back", 10
+    )
+    assert "shadow_agreement" in client.get_model_version(model, "2").tags[dt.FAILED]

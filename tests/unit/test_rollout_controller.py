@@ -129,6 +129,9 @@ def test_a_failing_candidate_is_rolled_back_at_once_with_the_failed_gate() -> No
     assert tags[dt.RESULT] == "rolled_back" and tags[dt.FAILED] == "error_rate"
     assert json.loads(tags[dt.GATES])["error_rate_increase"] == pytest.approx(0.05)
     assert tags[dt.STEP] == "1/4 (5 %)"
+    # The result is written last: whoever reads it finds the decision's figures too.
+    tag_writes = [call for call in registry.calls if call.startswith("version_tag:")]
+    assert tag_writes[-1] == f"version_tag:{dt.RESULT}"
 
 
 def test_a_step_holds_until_its_policy_is_applied_and_its_time_is_up() -> None:
