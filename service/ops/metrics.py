@@ -363,8 +363,9 @@ def _create_rollout_metrics() -> RolloutMetrics:
         ),
         controller_ticks=Counter(
             "stageserve_controller_ticks_total",
-            "Controller ticks per model with a rollout or bandit, by result: ok, error "
-            "(registry or plan unreadable), not_leader (another controller holds the lease).",
+            "Controller ticks, by result: ok (per model with a rollout or bandit it judged, "
+            "or one per tick with nothing to decide), error (registry or plan unreadable), "
+            "not_leader (another controller holds the lease).",
             ["result"],
         ),
     )

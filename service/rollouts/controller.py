@@ -110,8 +110,14 @@ class Controller:
             models = list(self.models())
         except Exception as exc:  # the registry's model list: try again next tick
             self._failed("(models)", exc)
+            if self.metrics is not None:
+                self.metrics.controller_ticks.labels(TickResult.ERROR.value).inc()
             return {}
-        return {model: self.tick(model) for model in models}
+        results = {model: self.tick(model) for model in models}
+        idle = all(result is TickResult.IDLE for result in results.values())
+        if idle and self.metrics is not None:  # alive with nothing to decide: a good tick
+            self.metrics.controller_ticks.labels(TickResult.OK.value).inc()
+        return results
 
     def tick(self, model: str) -> TickResult:
         try:

@@ -9,6 +9,7 @@ import logging
 import pytest
 
 from registry_watcher.traffic_policy import POLICY_TAG
+from service.ops.metrics import get_rollout_metrics
 from service.rollouts import decision_tags as dt
 from service.rollouts.controller import BANDIT_TAG, Controller, TickResult
 from service.rollouts.controller_lease import LEASE_TAG, read_lease
@@ -255,3 +256,14 @@ def test_the_bandit_seam_is_called_only_without_a_live_rollout() -> None:
     started(registry)
     ctl.tick("churn")
     assert called == ["churn"]
+
+
+def test_a_tick_with_nothing_to_decide_is_counted_ok() -> None:
+    """A live controller with no rollout must not look dead to StageserveControllerDown."""
+    registry, clock = MemoryRegistry(), Clock()
+    metrics = get_rollout_metrics()
+    ok = metrics.controller_ticks.labels("ok")
+    before = ok._value.get()
+    ctl = controller(registry, PolicyResults(registry), clock, metrics=metrics)
+    assert ctl.run_once() == {"churn": TickResult.IDLE}
+    assert ok._value.get() == before + 1
