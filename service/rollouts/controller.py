@@ -40,7 +40,7 @@ from service.rollouts.progression import judge, next_move, policy_for
 from service.rollouts.registry_effects import RegistryEffects, RolloutRegistry
 from service.rollouts.results_source import ResultsSource, Unmeasured
 from service.rollouts.rollout_plan import Phase, Rollout
-from service.rollouts.rollout_store import RolloutStore, Written
+from service.rollouts.rollout_store import RolloutStore, Written, rollout_key
 from service.rollouts.rollout_tag import ROLLOUT_TAG, decode_rollout
 
 if TYPE_CHECKING:
@@ -149,7 +149,7 @@ class Controller:
         text = tags.get(ROLLOUT_TAG)
         rollout = None if text is None else decode_rollout(text)
         live = rollout is not None and not rollout.state.finished
-        unsettled = rollout is not None and self._applied.get(model) != _key(rollout)
+        unsettled = rollout is not None and self._applied.get(model) != rollout_key(rollout)
         bandit = self.bandit is not None and BANDIT_TAG in tags and not live
         if rollout is not None:
             self._observe(model, rollout)
@@ -171,11 +171,11 @@ class Controller:
         if state.finished:
             if not self.effects.settled(rollout):
                 self.effects.apply(rollout, policy_text)
-            self._applied[model] = _key(rollout)
+            self._applied[model] = rollout_key(rollout)
             return
-        if self._applied.get(model) != _key(rollout):
+        if self._applied.get(model) != rollout_key(rollout):
             policy_text = self.effects.apply(rollout, policy_text)
-            self._applied[model] = _key(rollout)
+            self._applied[model] = rollout_key(rollout)
         else:  # level-triggered: a policy changed by hand mid-rollout is put back
             policy_text = self.effects.apply_policy(rollout, policy_text)
         measured = self.results.result(model, policy_for(plan, state), state.step_started_at)
@@ -197,14 +197,14 @@ class Controller:
         log.info("%s: %s: %s", model, move.kind, move.reason)
         moved = Rollout(plan, move.state)
         self.effects.apply(moved, policy_text)
-        self._applied[model] = _key(moved)
+        self._applied[model] = rollout_key(moved)
         self._observe(model, moved)
 
     # --- what it shows ------------------------------------------------------------
 
     def _observe(self, model: str, rollout: Rollout) -> None:
         """Count the decisions new since the last look; set the step and phase gauges."""
-        key = _key(rollout)
+        key = rollout_key(rollout)
         seen = self._seen.get(model)
         self._seen[model] = key
         if self.metrics is None:
@@ -237,7 +237,3 @@ class Controller:
         if self._errors.get(model) != message:
             self._errors[model] = message
             log.warning("%s: controller tick failed: %s (retrying every tick)", model, message)
-
-
-def _key(rollout: Rollout) -> tuple[str, int]:
-    return rollout.plan.id, rollout.state.revision

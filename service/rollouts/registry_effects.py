@@ -128,14 +128,17 @@ class RegistryEffects:
         tag's text now stored."""
         plan, state = rollout.plan, rollout.state
         promote = state.phase is Phase.PROMOTED
+        # One read of the candidate version serves the promotion and the decision tags:
+        # neither the policy write nor the promotion changes its tags.
+        record = self.registry.version(plan.model, plan.candidate_version)
         if promote and plan.promotion.kind == "alias":
-            self._promote(plan)
+            self._promote(plan, record)
         policy_text = self.apply_policy(rollout, policy_text)
         if promote and plan.promotion.kind == "stage":
-            self._promote(plan)
+            self._promote(plan, record)
         if promote:
             self.after_write()
-        self._decision_tags(rollout)
+        self._decision_tags(rollout, record.tags)
         return policy_text
 
     def apply_policy(self, rollout: Rollout, policy_text: str | None) -> str:
@@ -147,20 +150,19 @@ class RegistryEffects:
             self.after_write()
         return want
 
-    def _promote(self, plan: RolloutPlan) -> None:
+    def _promote(self, plan: RolloutPlan, record: VersionRecord) -> None:
         model, version, promotion = plan.model, plan.candidate_version, plan.promotion
         if promotion.kind == "stage":
-            if self.registry.version(model, version).stage != promotion.name:
+            if record.stage != promotion.name:
                 self.registry.transition(model, version, promotion.name)
                 log.info("%s: version %d promoted to %s", model, version, promotion.name)
         elif self.registry.aliases(model).get(promotion.name) != version:
             self.registry.set_alias(model, promotion.name, version)
             log.info("%s: alias @%s moved to version %d", model, promotion.name, version)
 
-    def _decision_tags(self, rollout: Rollout) -> None:
+    def _decision_tags(self, rollout: Rollout, have: Mapping[str, str]) -> None:
         plan = rollout.plan
         want = decision_tags(plan, rollout.state)
-        have = self.registry.version(plan.model, plan.candidate_version).tags
         # The result last: a reader that sees the new result sees its figures with it.
         for key in sorted(want, key=lambda key: key == RESULT):
             if have.get(key) != want[key]:

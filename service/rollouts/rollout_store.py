@@ -93,11 +93,13 @@ class RolloutStore:
             return None
 
 
+def rollout_key(rollout: Rollout) -> tuple[str, int]:
+    """What identifies a stored rollout state: its plan and revision."""
+    return rollout.plan.id, rollout.state.revision
+
+
 def _same(stored: Rollout | None, expected: Rollout | None) -> bool:
     """The same plan at the same revision (or both absent)."""
     if stored is None or expected is None:
         return stored is expected
-    return (stored.plan.id, stored.state.revision) == (
-        expected.plan.id,
-        expected.state.revision,
-    )
+    return rollout_key(stored) == rollout_key(expected)
