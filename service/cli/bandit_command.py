@@ -26,7 +26,7 @@ from registry_watcher.traffic_policy import (
     parse_policy,
     policy_from_dict,
 )
-from service.cli.common import NO_REGISTRY, registry_option, say
+from service.cli.common import NO_REGISTRY, registry_actions, say
 from service.cli.flags import model_name, number_flag, target_text
 from service.cli.traffic_command import check_against_registry, registered_model
 from service.rollouts.bandit_config import (
@@ -61,12 +61,8 @@ class Refused(Exception):
 
 
 def add_bandit_parser(sub: Any) -> None:
-    common = registry_option()
-    bandit = sub.add_parser("bandit", help="weigh a model's traffic by Thompson sampling")
-    actions = bandit.add_subparsers(dest="action", required=True)
-    start = actions.add_parser(
-        "start", help="start a bandit over two or more targets", parents=[common]
-    )
+    action = registry_actions(sub, "bandit", "weigh a model's traffic by Thompson sampling")
+    start = action("start", help="start a bandit over two or more targets")
     start.add_argument("name", type=model_name)
     start.add_argument("arms", nargs="+", type=target_text, metavar="ARM")
     start.add_argument(
@@ -88,10 +84,10 @@ def add_bandit_parser(sub: Any) -> None:
         "--sticky", action=argparse.BooleanOptionalAction, default=True,
         help="route by the X-Routing-Key header (default: sticky)",
     )  # fmt: skip
-    status = actions.add_parser("status", help="the bandit and the weights now", parents=[common])
+    status = action("status", help="the bandit and the weights now")
     status.add_argument("name", type=model_name)
     status.add_argument("--json", action="store_true", help="print JSON")
-    stop = actions.add_parser("stop", help="stop the bandit", parents=[common])
+    stop = action("stop", help="stop the bandit")
     stop.add_argument("name", type=model_name)
     ending = stop.add_mutually_exclusive_group()
     ending.add_argument(

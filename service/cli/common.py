@@ -7,8 +7,9 @@ import argparse
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from registry_watcher.redact import SECRET_FILE_ENV_VARS, configured_secrets, redact_text
@@ -38,6 +39,18 @@ def registry_option() -> argparse.ArgumentParser:
         "--registry-uri", default=None, help="registry URI (default: $MLFLOW_TRACKING_URI)"
     )
     return parent
+
+
+def registry_actions(sub: Any, command: str, help: str) -> Callable[..., Any]:
+    """Adds ``command`` whose actions all take ``--registry-uri``; returns the function
+    adding one action: ``add("start", help="...")`` -> its parser."""
+    common = registry_option()
+    actions = sub.add_parser(command, help=help).add_subparsers(dest="action", required=True)
+
+    def add(action: str, **kwargs: Any) -> Any:
+        return actions.add_parser(action, parents=[common], **kwargs)
+
+    return add
 
 
 def absolute_path(path: str, cwd: str) -> str:

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
+from registry_watcher.redact import redact_url
 from service.cli.common import say
 from service.cli.flags import gateway_url, number_flag, secret_file, target_text, timeout_seconds
 from service.cli.rollout_table import render
@@ -189,7 +190,7 @@ class Refused(Exception):
 def run_rollout(args: argparse.Namespace, env: Mapping[str, str] = os.environ) -> int:
     try:
         if args.action == "status" and args.registry_uri:
-            return _show(_from_registry(args), f"registry {args.registry_uri}", args)
+            return _show(_from_registry(args), registry_source(args.registry_uri), args)
         url = base_url(args.url, env)
         path = f"/admin/models/{quote(args.name, safe='/')}/rollout"
         if args.action == "status":
@@ -254,6 +255,12 @@ def done_line(action: str, view: Mapping[str, Any]) -> str:
         approval = state.get("approval") or {}
         return f"approved by {approval.get('by')}: the controller promotes at its next tick"
     return f"aborted: all traffic back to {plan.get('control')}"
+
+
+def registry_source(uri: str) -> str:
+    """The heading's source for a rollout read from the registry: its URI with no
+    credential (it is printed to stdout, which scripts and CI logs keep)."""
+    return f"registry {redact_url(uri)}"
 
 
 def _show(view: Mapping[str, Any], source: str, args: argparse.Namespace) -> int:

@@ -17,27 +17,21 @@ from registry_watcher.traffic_policy import (
     parse_policy,
     policy_from_dict,
 )
-from service.cli.common import NO_REGISTRY, registry_option, say
+from service.cli.common import NO_REGISTRY, registry_actions, say
 from service.cli.flags import gateway_url, timeout_seconds
 from service.cli.status_command import URL_ENV, NoState, base_url
 
 
 def add_traffic_parser(sub: Any) -> None:
-    common = registry_option()
-    traffic = sub.add_parser("traffic", help="show, set or clear a model's traffic policy")
-    actions = traffic.add_subparsers(dest="action", required=True)
-    show = actions.add_parser("show", help="print the policy", parents=[common])
+    action = registry_actions(sub, "traffic", "show, set or clear a model's traffic policy")
+    show = action("show", help="print the policy")
     show.add_argument("name")
-    set_ = actions.add_parser(
-        "set", help="write a policy, e.g. Production=90 Staging=10", parents=[common]
-    )
+    set_ = action("set", help="write a policy, e.g. Production=90 Staging=10")
     set_.add_argument("name")
     set_.add_argument("weights", nargs="+", metavar="TARGET=WEIGHT")
     set_.add_argument("--shadow", metavar="TARGET:PERCENT", help="mirror a share, e.g. Staging:25")
     set_.add_argument("--sticky", action="store_true", help="route by the X-Routing-Key header")
-    clear = actions.add_parser(
-        "clear", help="remove the policy (all traffic to the first target)", parents=[common]
-    )
+    clear = action("clear", help="remove the policy (all traffic to the first target)")
     clear.add_argument("name")
     for written in (set_, clear):
         add_wait_flags(written)

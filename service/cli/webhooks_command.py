@@ -10,24 +10,20 @@ from typing import Any
 
 from registry_watcher.deliveries import EVENTS
 from registry_watcher.redact import redact_url
-from service.cli.common import NO_REGISTRY, registry_option, say
+from service.cli.common import NO_REGISTRY, registry_actions, say
 
 DEFAULT_NAME = "stageserve"
 
 
 def add_webhooks_parser(sub: Any) -> None:
-    common = registry_option()
-    webhooks = sub.add_parser("webhooks", help="register or list the MLflow webhook")
-    actions = webhooks.add_subparsers(dest="action", required=True)
-    register = actions.add_parser(
-        "register", help="create or update the webhook for a gateway URL", parents=[common]
-    )
+    action = registry_actions(sub, "webhooks", "register or list the MLflow webhook")
+    register = action("register", help="create or update the webhook for a gateway URL")
     register.add_argument("--url", required=True, help="e.g. http://gateway:3000/webhooks/mlflow")
     register.add_argument(
         "--secret", default=None, help="signing secret (default: $STAGESERVE_WEBHOOK_SECRET)"
     )
     register.add_argument("--name", default=DEFAULT_NAME, help=f"webhook name ({DEFAULT_NAME})")
-    actions.add_parser("list", help="list the registry's webhooks", parents=[common])
+    action("list", help="list the registry's webhooks")
 
 
 def _describe(webhook: Any) -> dict[str, Any]:

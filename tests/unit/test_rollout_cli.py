@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from service.cli.parser import build_parser
-from service.cli.rollout_command import admin_token, done_line, start_body
+from service.cli.rollout_command import admin_token, done_line, registry_source, start_body
 from service.cli.rollout_table import render
 from service.config import ConfigError
 from service.rollouts.gates import GateVerdict, Outcome
@@ -132,3 +132,9 @@ def test_an_aborted_rollout_says_it_is_over_and_why() -> None:
     assert "policy     Production 100 %" in text
     assert text.splitlines()[-1].endswith("aborted by bo: p99 looks odd")
     assert done_line("abort", view) == "aborted: all traffic back to Production"
+
+
+def test_a_registry_source_shows_no_credential() -> None:
+    source = registry_source("https://alice:s3cret@mlflow.example:5000")
+    assert "s3cret" not in source and "mlflow.example:5000" in source
+    assert registry_source("sqlite:////tmp/mlflow.db") == "registry sqlite:////tmp/mlflow.db"
