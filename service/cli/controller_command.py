@@ -17,6 +17,7 @@ import signal
 import threading
 from types import FrameType
 
+from registry_watcher.redact import redact_url
 from service.cli.common import registry_option, say
 from service.cli.flags import (
     add_model_flag,
@@ -128,7 +129,7 @@ def run_controller(args: argparse.Namespace, registry_uri: str | None) -> int:
         controller.lease.holder,
         where,
         args.interval,
-        args.prometheus,
+        redact_url(args.prometheus),  # a URL may carry a user and password
     )
     while not stop.is_set():
         controller.run_once()
