@@ -116,6 +116,8 @@ def test_authorization_values_never_survive(token, secret) -> None:
         (f"host=db password={secret} dbname=x", secret),
         (f"STAGESERVE_ADMIN_TOKEN={secret!r}", secret),
     ):
+        if hidden in text.replace(hidden, "", 1):
+            continue  # also a word of the text around it ('header' in "headers="): no case
         assert hidden not in redact_text(text)
 
 
