@@ -164,6 +164,10 @@ def test_a_good_candidate_goes_through_every_step_and_is_promoted(setup: Setup) 
     assert moves == ["start", "advance", "advance", "promote"]
     assert client.get_model_version(model, "2").current_stage == "Production"
     assert client.get_model_version(model, "1").current_stage == "Archived"
+    # The decision tags follow the stored decision (the result written last).
+    assert wait_until(
+        lambda: client.get_model_version(model, "2").tags.get(dt.RESULT) == "promoted", 10
+    )
     tags = client.get_model_version(model, "2").tags
     assert tags[dt.RESULT] == "promoted" and tags[dt.STEP] == "3/3 (100 %)"
     assert tags[dt.PLAN] == rollout.plan.id and tags[dt.FAILED] == ""
@@ -192,6 +196,10 @@ def test_a_failing_candidate_is_rolled_back_within_its_first_step(setup: Setup) 
         applied = time.time()
         assert wait_until(lambda: sum(r[0] > applied for r in load.results) >= 20, 10, 0.05)
     assert rollout.state.step == 0 and "error_rate" in rollout.state.history[-1].failed
+    # The decision tags follow the stored decision (the result written last).
+    assert wait_until(
+        lambda: client.get_model_version(model, "2").tags.get(dt.RESULT) == "rolled_back", 10
+    )
     tags = client.get_model_version(model, "2").tags
     assert tags[dt.RESULT] == "rolled_back" and "error_rate" in tags[dt.FAILED].split(",")
     assert tags[dt.STEP] == "1/3 (20 %)" and "error_rate_increase" in tags[dt.GATES]

@@ -326,6 +326,10 @@ def assert_promoted(fleet: Fleet, model: str, rollout: Rollout) -> None:
     assert [d.revision for d in rollout.state.history] == list(range(1, len(moves(rollout)) + 1))
     assert client.get_model_version(model, "2").current_stage == "Production"
     assert client.get_model_version(model, "1").current_stage == "Archived"
+    # The decision tags follow the stored decision (the result written last).
+    assert wait_until(
+        lambda: client.get_model_version(model, "2").tags.get(dt.RESULT) == "promoted", 10
+    )
     tags = client.get_model_version(model, "2").tags
     assert tags[dt.RESULT] == "promoted" and tags[dt.STEP] == "3/3 (100 %)"
     assert tags[dt.PLAN] == rollout.plan.id and tags[dt.FAILED] == ""
@@ -450,6 +454,10 @@ def test_a_failing_candidate_is_rolled_back_from_the_fleets_figures(fleet: Fleet
     history = rollout.state.history
     assert moves(rollout) == ["start", "roll_back"] and rollout.state.step == 0
     assert "error_rate" in history[-1].failed
+    # The decision tags follow the stored decision (the result written last).
+    assert wait_until(
+        lambda: client.get_model_version(model, "2").tags.get(dt.RESULT) == "rolled_back", 10
+    )
     tags = client.get_model_version(model, "2").tags
     assert tags[dt.RESULT] == "rolled_back" and "error_rate" in tags[dt.FAILED].split(",")
     assert tags[dt.STEP] == "1/3 (20 %)" and "error_rate_increase" in tags[dt.GATES]
